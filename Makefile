@@ -1,0 +1,58 @@
+# Xinyong: `make run` to try it, `make test` to test it, `make check` before pushing.
+# Without DATABASE_URL / REDIS_URL, scripts/stack.py starts embedded PostgreSQL and Redis in var/.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) scripts/stack.py
+# Re-install only when a requirements file changes.
+STAMP := $(VENV)/.installed
+# Extra pytest arguments, e.g. `make test ARGS="-k search -x"`.
+ARGS ?=
+
+.PHONY: venv run test lint typecheck migrations-check demo bench check services stop
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -r requirements-dev.txt
+	touch $@
+
+run: venv
+	$(STACK) run
+
+test: venv
+	$(STACK) test $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+# django-stubs imports the settings, which need a secret unless DEBUG is on.
+typecheck: venv
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy portal lists agencies scripts
+
+migrations-check: venv
+	$(STACK) exec $(PY) manage.py makemigrations --check --dry-run
+
+demo: venv
+	$(STACK) demo
+
+# Runs every benchmark script against the same stack; results go to docs/benchmarks.md.
+bench: venv
+	@set -e; for script in bench/*.py; do \
+		[ -e "$$script" ] || { echo "no benchmark scripts in bench/"; break; }; \
+		echo "== $$script"; $(STACK) exec $(PY) "$$script"; \
+	done
+
+check: lint migrations-check test
+
+# Hold the embedded servers open (prints their URLs) so that repeated test runs skip start-up.
+services: venv
+	$(STACK) services
+
+# Stop embedded servers left running (e.g. after `make services`, or a crash).
+stop: venv
+	$(STACK) stop

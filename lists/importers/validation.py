@@ -1,0 +1,368 @@
+"""Clean and check one row's values; the same rules for every file format.
+
+Messages are short, name the field first ("decided_on: not a date: '2023-13-45'") and never
+quote a full personal ID number.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Collection, Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from lists.identifiers import LEGACY_REG, PERSON_ID, USCC, Identifier, classify_identifier, is_minor, mask_person_id
+from lists.importers.base import Limits, RowResult
+from lists.importers.regions import check_region_code, region_from_name
+from lists.importers.schema import (
+    ACTION,
+    ACTIONS,
+    CHOICE,
+    DATE,
+    DECIMAL,
+    IDENTIFIER,
+    INTEGER,
+    LIST,
+    REGION,
+    SUBJECT_TYPE,
+    SUBJECT_TYPE_WORDS,
+    YEAR,
+    FieldSpec,
+    ListSchema,
+)
+
+_EXCEL_EPOCH = date(1899, 12, 30)
+_DATE_PATTERNS = (
+    re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+)
+_CHINESE_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")} | {"零": "0", "○": "0", "O": "0"}
+_FORMULA = re.compile(r"^(?:=.|[+\-@]\s*[A-Za-z_$][\w.$]*\s*[(|!])", re.DOTALL)
+_PERSON_ID_LIKE = re.compile(r"\d{17}[\dXx]|\d{15}")
+_LIST_SEPARATORS = re.compile(r"[;；|\n]+")
+_LEGACY_TAX_NUMBER = re.compile(r"^\d{6}[0-9A-Z]{8}[0-9X]$")
+_ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_PEOPLE = {"natural_person", "legal_person_officers"}
+_USCC_TYPES = {"92": "individual_business", "93": "farmer_cooperative", "91": "legal_person", "12": "public_institution"}
+
+
+class _Dropped(ValueError):
+    """A value we cannot use but that does not make the row wrong: warn and leave it out."""
+
+
+def shown(value: object, width: int = 40) -> str:
+    """Return a value fit to quote in a message: short, personal ID numbers masked."""
+    text = _PERSON_ID_LIKE.sub(lambda m: mask_person_id(m.group()), str(value).strip())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def parse_date(value: object) -> date | None:
+    """Return the date in a cell (date, Excel serial number or text in common forms), or None."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_number(value)
+    text = unicodedata.normalize("NFKC", str(value)).strip().replace(" ", "")
+    text = "".join(_CHINESE_DIGITS.get(c, c) for c in text)
+    if re.fullmatch(r"\d{5}(?:\.\d+)?", text):
+        return _from_number(float(text))
+    for pattern in _DATE_PATTERNS:
+        if match := pattern.match(text):
+            return _make_date(*(int(g) for g in match.groups()))
+    return None
+
+
+def _from_number(number: float) -> date | None:
+    if 19000101 <= number <= 21001231 and float(number).is_integer():
+        text = str(int(number))
+        return _make_date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    # Excel serial days; below 10000 (1927) a number in a date column is a year or a typo.
+    if 10000 <= number <= 2958465:
+        return _EXCEL_EPOCH + timedelta(days=int(number))
+    return None
+
+
+def _make_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def check_cell(label: str, value: str, limits: Limits) -> tuple[list[str], list[str]]:
+    """Return errors (too large, NUL byte) and warnings (looks like a formula) for one cell."""
+    if is_oversized(value, limits.max_cell_bytes):
+        return [f"{label}: cell is larger than {limits.max_cell_bytes // 1024} KiB"], []
+    if "\x00" in value:
+        return [f"{label}: contains a NUL byte"], []
+    if _FORMULA.match(value):
+        return [], [f"{label}: looks like a spreadsheet formula; kept as text"]
+    return [], []
+
+
+def is_oversized(value: str, max_bytes: int) -> bool:
+    """Return whether the UTF-8 form of `value` exceeds `max_bytes`, without encoding big cells."""
+    if len(value) * 4 <= max_bytes:
+        return False
+    return len(value) > max_bytes or len(value.encode("utf-8", "surrogatepass")) > max_bytes
+
+
+def validate_row(
+    data: dict[str, Any], schema: ListSchema, *, today: date, invalid: Collection[str] = ()
+) -> tuple[list[str], list[str]]:
+    """Clean `data` in place (dates, codes, choices) and return the row's errors and warnings.
+
+    `invalid` names fields whose cell was already rejected (too large, NUL byte), so they are
+    not also reported missing. Running it again on cleaned data gives the same result.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    for spec in schema.fields():
+        if spec.name in data:
+            _clean_field(spec, data, errors, warnings)
+    _check_subject(data, schema, today, errors, warnings)
+    _check_dates(data, today, errors, warnings)
+    _check_required(data, schema, set(invalid), errors)
+    return errors, warnings
+
+
+def _clean_field(spec: FieldSpec, data: dict[str, Any], errors: list[str], warnings: list[str]) -> None:
+    value = data.pop(spec.name)
+    if _is_blank(value):
+        return
+    try:
+        data[spec.name] = _CLEANERS.get(spec.type, _clean_text)(value, spec)
+    except _Dropped as exc:
+        warnings.append(f"{spec.name}: {exc}")
+    except ValueError as exc:
+        errors.append(f"{spec.name}: {exc}")
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list) and not [v for v in _as_list(value) if str(v).strip()])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _clean_text(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, list):
+        raise ValueError("several values where one is expected")
+    return str(value).strip()
+
+
+def _clean_date(value: Any, spec: FieldSpec) -> date:
+    parsed = parse_date(value)
+    if parsed is None:
+        raise ValueError(f"not a date: '{shown(value)}'")
+    return parsed
+
+
+def _clean_year(value: Any, spec: FieldSpec) -> int:
+    text = unicodedata.normalize("NFKC", str(value)).strip().removesuffix("年度").removesuffix("年")
+    try:
+        year = int(Decimal(text))
+    except (InvalidOperation, ValueError):
+        raise ValueError(f"not a year: '{shown(value)}'") from None
+    if not 1900 <= year <= 2100 or Decimal(text) != year:
+        raise ValueError(f"not a year: '{shown(value)}'")
+    return year
+
+
+def _clean_number(value: Any, spec: FieldSpec) -> Decimal | int:
+    text = re.sub(r"[,\s]", "", unicodedata.normalize("NFKC", str(value)))
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a number: '{shown(value)}'") from None
+    if not number.is_finite():
+        raise ValueError(f"not a number: '{shown(value)}'")
+    if spec.type == INTEGER:
+        if number != number.to_integral_value():
+            raise ValueError(f"not a whole number: '{shown(value)}'")
+        return int(number)
+    return number
+
+
+def _clean_choice(value: Any, spec: FieldSpec) -> str:
+    return _pick(value, {c: (c,) for c in spec.choices}, "not one of " + ", ".join(spec.choices))
+
+
+def _clean_subject_type(value: Any, spec: FieldSpec) -> str:
+    return _pick(value, SUBJECT_TYPE_WORDS, "unknown subject type")
+
+
+def _clean_action(value: Any, spec: FieldSpec) -> str:
+    return _pick(value, ACTIONS, "unknown action (use add, update or remove)")
+
+
+def _pick(value: Any, words: dict[str, tuple[str, ...]], problem: str) -> str:
+    """Return the key whose name or words match `value`, ignoring case, width and spacing."""
+    folded = _fold(value)
+    for key, synonyms in words.items():
+        if folded in {_fold(key), *(_fold(w) for w in synonyms)}:
+            return key
+    raise ValueError(f"{problem}: '{shown(value)}'")
+
+
+def _fold(value: Any) -> str:
+    return re.sub(r"[\s_\-]+", "", unicodedata.normalize("NFKC", str(value))).casefold()
+
+
+def _clean_list(value: Any, spec: FieldSpec) -> list[str]:
+    parts = [p.strip() for v in _as_list(value) for p in _LIST_SEPARATORS.split(str(v))]
+    return list(dict.fromkeys(p for p in parts if p))
+
+
+def _clean_region(value: Any, spec: FieldSpec) -> str:
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if re.fullmatch(r"\d+", text):
+        code = check_region_code(text)
+        if code is None:
+            raise ValueError(f"unknown administrative division code '{text}'")
+        return code
+    code = region_from_name(text)
+    if code is None:
+        raise _Dropped(f"'{shown(text)}' is not a known administrative division; left empty")
+    return code
+
+
+def _clean_identifier(value: Any, spec: FieldSpec) -> str:
+    return _clean_text(value, spec)
+
+
+_CLEANERS: dict[str, Callable[[Any, FieldSpec], Any]] = {
+    DATE: _clean_date,
+    YEAR: _clean_year,
+    INTEGER: _clean_number,
+    DECIMAL: _clean_number,
+    CHOICE: _clean_choice,
+    LIST: _clean_list,
+    REGION: _clean_region,
+    IDENTIFIER: _clean_identifier,
+    SUBJECT_TYPE: _clean_subject_type,
+    ACTION: _clean_action,
+}
+
+
+def _check_subject(
+    data: dict[str, Any], schema: ListSchema, today: date, errors: list[str], warnings: list[str]
+) -> None:
+    """Check the identifier against the subject type, infer a missing type, refuse minors."""
+    subject_type = data.get("subject_type")
+    inferred = False
+    if "identifier" in data:
+        found = identify(data["identifier"], subject_type, today)
+        data["identifier"], data["identifier_kind"] = found.value, found.kind
+        errors += [f"identifier: {e}" for e in found.errors]
+        warnings += [f"identifier: {w}" for w in found.warnings]
+        if subject_type is None and (subject_type := _infer_subject_type(found)):
+            data["subject_type"], inferred = subject_type, True
+        if found.kind == PERSON_ID and not found.errors and _minor(found.value, data, today):
+            errors.append("identifier: the person was under 18 on the decision date; minors are never listed")
+    if subject_type and subject_type not in schema.subject_types:
+        message = f"subject_type: this list does not take {subject_type}"
+        if inferred and subject_type not in _PEOPLE:
+            warnings.append(message + " (guessed from the identifier)")
+        else:
+            errors.append(message)
+
+
+def identify(value: str, subject_type: str | None, today: date) -> Identifier:
+    """Return the identifier classified for the row's subject type, accepting legacy tax numbers."""
+    expect = None
+    if subject_type in _PEOPLE:
+        expect = PERSON_ID
+    elif subject_type and subject_type != "individual_business":
+        expect = "organisation"
+    found = classify_identifier(value, expect=expect, today=today)
+    if found.kind is None and _LEGACY_TAX_NUMBER.match(found.value):
+        return _legacy_tax_number(found.value)
+    return found
+
+
+def _legacy_tax_number(value: str) -> Identifier:
+    """Return a 15-character tax registration number: region code + organisation code.
+
+    identifiers.py only knows the all-digit form; real ones end in an X check character
+    (36072359378986X in the Jiangxi list).
+    """
+    found = Identifier(LEGACY_REG, value)
+    if check_region_code(value[:6]) is None:
+        found.warnings.append("tax registration number starts with an unknown region code")
+    if _org_code_check(value[6:14]) != value[14]:
+        found.warnings.append("tax registration number check character does not match")
+    return found
+
+
+def _org_code_check(body: str) -> str:
+    """Return the GB 11714 check character of an 8-character organisation code body."""
+    total = sum(int(c, 36) * w for c, w in zip(body, _ORG_CODE_WEIGHTS, strict=True))
+    remainder = 11 - total % 11
+    return {10: "X", 11: "0"}.get(remainder, str(remainder))
+
+
+def _infer_subject_type(found: Identifier) -> str | None:
+    if found.errors:
+        return None
+    if found.kind == PERSON_ID:
+        return "natural_person"
+    if found.kind == USCC:
+        return _USCC_TYPES.get(found.value[:2], "social_organization" if found.value[0] == "5" else None)
+    return None
+
+
+def _minor(person_id: str, data: dict[str, Any], today: date) -> bool:
+    decided = data.get("decided_on")
+    return is_minor(person_id, on=decided if isinstance(decided, date) else today)
+
+
+def _check_dates(data: dict[str, Any], today: date, errors: list[str], warnings: list[str]) -> None:
+    decided, published, expires = (data.get(k) for k in ("decided_on", "published_on", "expires_on"))
+    if isinstance(decided, date) and decided > today:
+        errors.append(f"decided_on: in the future ({decided.isoformat()})")
+    if isinstance(decided, date) and isinstance(expires, date) and expires < decided:
+        errors.append(f"expires_on: {expires.isoformat()} is before decided_on {decided.isoformat()}")
+    if isinstance(decided, date) and isinstance(published, date) and published < decided:
+        warnings.append(f"published_on: {published.isoformat()} is before decided_on {decided.isoformat()}")
+    if isinstance(expires, date) and expires < today and data.get("action") != "remove":
+        warnings.append(f"expires_on: {expires.isoformat()} has passed; the record will show as expired")
+
+
+def _check_required(data: dict[str, Any], schema: ListSchema, invalid: set[str], errors: list[str]) -> None:
+    required = set(schema.required)
+    if data.get("action") == "remove":
+        # A removal only has to say whom it removes.
+        required = {"identifier"} if "identifier" in data or "name" not in data else {"name"}
+    for name in [n for n in schema.required if n in required] or sorted(required):
+        if name not in data and name not in invalid and not any(e.startswith(f"{name}: ") for e in errors):
+            errors.append(f"{name}: required field is empty")
+
+
+def duplicate_key(row: RowResult) -> tuple[str, str] | None:
+    """Return what makes a row the same record as another: (identifier or name, reference)."""
+    who = row.data.get("identifier") or _fold(row.data.get("name") or "")
+    if not who:
+        return None
+    return str(who), _fold(row.data.get("reference") or "")
+
+
+def find_duplicates(rows: Iterable[RowResult]) -> dict[int, int]:
+    """Return {line_no: line_no of the first row with the same key} for rows repeated in a file."""
+    first: dict[tuple[str, str], int] = {}
+    duplicates: dict[int, int] = {}
+    for row in rows:
+        key = duplicate_key(row)
+        if key is None:
+            continue
+        if key in first:
+            duplicates[row.line_no] = first[key]
+        else:
+            first[key] = row.line_no
+    return duplicates

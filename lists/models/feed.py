@@ -1,0 +1,49 @@
+"""The append-only change feed that integrators follow."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from .catalogue import CreditList
+from .listings import Listing
+from .subjects import Subject
+
+
+class ChangeQuerySet(models.QuerySet["Change"]):
+    def after(self, seq: int) -> ChangeQuerySet:
+        """Return changes with a sequence number above `seq`, oldest first."""
+        return self.filter(seq__gt=seq).order_by("seq")
+
+
+class Change(models.Model):
+    """One entry of the change feed; its sequence number is the data version it leads to.
+
+    Rows are only ever inserted by lists.services.feed, which serialises writers so that
+    sequence numbers become visible in order (a reader never sees N+1 before N).
+    """
+
+    class Op(models.TextChoices):
+        ADD = "add", "Added"
+        MODIFY = "modify", "Modified"
+        REMOVE = "remove", "Removed"
+
+    seq = models.BigAutoField(primary_key=True)
+    op = models.CharField(max_length=8, choices=Op.choices)
+    reason = models.CharField(max_length=32, help_text="publish, expire, repair, rollback, correct, ...")
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="changes")
+    listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="changes")
+    credit_list = models.ForeignKey(CreditList, on_delete=models.PROTECT, related_name="changes")
+    batch = models.ForeignKey(
+        "lists.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="changes"
+    )
+    data = models.JSONField(default=dict, help_text="The listing as published after the change")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = ChangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["credit_list", "seq"]), models.Index(fields=["subject", "seq"])]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.op} {self.listing_id}"

@@ -1,0 +1,142 @@
+"""Listings of subjects on credit lists, and the restrictions they bring."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import models
+from django.db.models import F, Q
+
+from .catalogue import CreditList, Measure
+from .subjects import Subject
+
+
+class ListingQuerySet(models.QuerySet["Listing"]):
+    def in_force(self) -> ListingQuerySet:
+        """Return listings that are published and not ended (active or under review)."""
+        return self.filter(status__in=Listing.IN_FORCE)
+
+    def for_subject(self, subject: Subject) -> ListingQuerySet:
+        """Return the subject's listings."""
+        return self.filter(subject=subject)
+
+    def due_to_expire(self, today: dt.date) -> ListingQuerySet:
+        """Return in-force listings whose publication period has ended."""
+        return self.in_force().filter(expires_on__lt=today)
+
+
+class Listing(models.Model):
+    """One record of a subject on a list, from one official decision."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "有效 Active"
+        DISPUTED = "disputed", "复核中 Under review"
+        EXPIRED = "expired", "已到期 Expired"
+        REPAIRED = "repaired", "已修复 Repaired"
+        REVOKED = "revoked", "已撤销 Revoked"
+
+    class Severity(models.TextChoices):
+        NONE = "", "—"
+        MINOR = "minor", "轻微 Minor"
+        GENERAL = "general", "一般 General"
+        SERIOUS = "serious", "严重 Serious"
+
+    IN_FORCE = (Status.ACTIVE, Status.DISPUTED)
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="listings")
+    credit_list = models.ForeignKey(CreditList, on_delete=models.PROTECT, related_name="listings")
+    source_key = models.CharField(max_length=300, help_text="Stable key of the source record within the list")
+    reference = models.CharField("文书号", max_length=300, blank=True)
+    reason = models.TextField(blank=True)
+    severity = models.CharField(max_length=8, choices=Severity.choices, blank=True, default="")
+    decided_on = models.DateField(null=True, blank=True)
+    published_on = models.DateField(null=True, blank=True)
+    expires_on = models.DateField(null=True, blank=True, help_text="Empty: until removed")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    extra = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64)
+    first_batch = models.ForeignKey(
+        "lists.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    last_batch = models.ForeignKey(
+        "lists.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    last_changed_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ListingQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["credit_list", "source_key"],
+                condition=Q(status__in=["active", "disputed"]),
+                name="listing_one_in_force_per_source_record",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_on__isnull=True)
+                | Q(decided_on__isnull=True)
+                | Q(expires_on__gte=F("decided_on")),
+                name="listing_expires_after_decision",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "disputed"]) | Q(ended_at__isnull=False),
+                name="listing_ended_has_end_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subject", "status"]),
+            models.Index(fields=["credit_list", "status"]),
+            models.Index(
+                fields=["expires_on"], condition=Q(status__in=["active", "disputed"]), name="listing_expiry"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credit_list.code}:{self.source_key}"
+
+    @property
+    def is_in_force(self) -> bool:
+        return self.status in self.IN_FORCE
+
+
+class RestrictionQuerySet(models.QuerySet["Restriction"]):
+    def in_force(self, on: dt.date | None = None) -> RestrictionQuerySet:
+        """Return restrictions in force on the given day (today by default)."""
+        on = on or dt.date.today()
+        return self.filter(lifted_at__isnull=True, starts_on__lte=on).filter(
+            Q(ends_on__isnull=True) | Q(ends_on__gte=on)
+        )
+
+
+class Restriction(models.Model):
+    """A measure in force for a subject because of a listing, from one date until another."""
+
+    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="restrictions")
+    listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="restrictions")
+    measure = models.ForeignKey(Measure, on_delete=models.PROTECT, related_name="restrictions")
+    starts_on = models.DateField()
+    ends_on = models.DateField(null=True, blank=True, help_text="Empty: for as long as the listing")
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_reason = models.CharField(max_length=32, blank=True)
+
+    objects = RestrictionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["listing", "measure"], name="restriction_once_per_listing_measure"
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True) | Q(ends_on__gte=F("starts_on")),
+                name="restriction_ends_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subject"], condition=Q(lifted_at__isnull=True), name="restriction_live")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.measure.code} → {self.subject}"

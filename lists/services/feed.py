@@ -1,0 +1,104 @@
+"""Write the change feed. Every Change row is created here.
+
+Sequence numbers come from a database sequence, which hands them out at insert time, not at
+commit time: two concurrent publishes could commit 11 before 10 and a reader at 11 would skip
+10 forever. Writers therefore take one transaction-scoped advisory lock before inserting, so
+changes become visible strictly in sequence order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection
+
+from ..models import Change, Listing
+
+FEED_LOCK_KEY = 7_400_001
+
+
+def lock_feed() -> None:
+    """Serialise change-feed writers until the current transaction ends."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_feed() must run inside transaction.atomic()")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK_KEY])
+
+
+def listing_snapshot(listing: Listing) -> dict[str, Any]:
+    """Return the listing as integrators see it (never a full personal ID number)."""
+    subject = listing.subject
+    return {
+        "listing_id": listing.pk,
+        "list": listing.credit_list.code,
+        "subject_id": subject.pk,
+        "subject_type": subject.subject_type,
+        "name": subject.name,
+        "identifier": subject.identifier_display,
+        "reference": listing.reference,
+        "reason": listing.reason,
+        "severity": listing.severity,
+        "decided_on": _iso(listing.decided_on),
+        "published_on": _iso(listing.published_on),
+        "expires_on": _iso(listing.expires_on),
+        "status": listing.status,
+        "content_hash": listing.content_hash,
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def record_changes(
+    listings: Iterable[Listing], *, op: str, reason: str, batch_id: int | None = None
+) -> tuple[int | None, int | None]:
+    """Append one change per listing; return the first and last sequence numbers written."""
+    lock_feed()
+    rows = [
+        Change(
+            op=op,
+            reason=reason,
+            subject_id=listing.subject_id,
+            listing_id=listing.pk,
+            credit_list_id=listing.credit_list_id,
+            batch_id=batch_id,
+            data=listing_snapshot(listing),
+        )
+        for listing in listings
+    ]
+    created = Change.objects.bulk_create(rows, batch_size=5000)
+    if not created:
+        return None, None
+    return created[0].seq, created[-1].seq
+
+
+def record_changes_sql(listing_filter_sql: str, params: list[Any], *, op: str, reason: str) -> int:
+    """Append one change per listing matched by a SQL condition on `l`; return how many.
+
+    The set-based twin of record_changes() for jobs over millions of rows (expiry, demo data).
+    """
+    lock_feed()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, data, created_at)
+            SELECT %s, %s, l.subject_id, l.id, l.credit_list_id,
+                   jsonb_build_object(
+                       'listing_id', l.id, 'list', cl.code, 'subject_id', s.id,
+                       'subject_type', s.subject_type, 'name', s.name,
+                       'identifier', COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code),
+                       'reference', l.reference, 'reason', l.reason, 'severity', l.severity,
+                       'decided_on', l.decided_on, 'published_on', l.published_on,
+                       'expires_on', l.expires_on, 'status', l.status, 'content_hash', l.content_hash),
+                   now()
+            FROM lists_listing l
+            JOIN lists_subject s ON s.id = l.subject_id
+            JOIN lists_creditlist cl ON cl.id = l.credit_list_id
+            WHERE {listing_filter_sql}
+            ORDER BY l.id
+            """,  # noqa: S608 - the condition is code, values are parameters
+            [op, reason, *params],
+        )
+        return cursor.rowcount

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("portal.api.urls")),
+    path("staff/", include("portal.staff.urls")),
+    path("cases/", include("portal.cases.urls")),
+    path("", include("portal.public.urls")),
+    path("", views.HomeView.as_view(), name="home"),
+]

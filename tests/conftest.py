@@ -1,0 +1,21 @@
+"""Shared fixtures. Tests use the real PostgreSQL and Redis named by DATABASE_URL / REDIS_URL."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Load the reference data (agencies, lists, measures) once into the test database."""
+    with django_db_blocker.unblock():
+        call_command("load_reference", verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():  # type: ignore[no-untyped-def]
+    """Start every test with an empty cache so rate limits and cached pages do not leak."""
+    cache.clear()
+    yield
