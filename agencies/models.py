@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -111,6 +112,16 @@ class ApiKey(models.Model):
         return prefix, f"xy_{prefix}_{secrets.token_urlsafe(32)}"
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """Audit events can be read and added, never changed or removed (the database refuses too)."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise ValueError("audit events are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValueError("audit events are append-only")
+
+
 class AuditEvent(models.Model):
     """One recorded action: who, when, what, from where. Append-only."""
 
@@ -126,6 +137,8 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["-at"]
         indexes = [models.Index(fields=["target_type", "target_id"])]
@@ -137,3 +150,6 @@ class AuditEvent(models.Model):
         if self.pk is not None:
             raise ValueError("audit events are append-only")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValueError("audit events are append-only")

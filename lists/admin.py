@@ -5,12 +5,17 @@ from agencies.admin import ReadOnlyAdmin
 from .models import (
     Batch,
     BatchRow,
+    Case,
+    CaseEvent,
     CatalogueEdition,
     Change,
     CreditList,
+    Evidence,
+    Holiday,
     Listing,
     Measure,
     Restriction,
+    Source,
     Subject,
 )
 
@@ -74,3 +79,67 @@ class ChangeAdmin(ReadOnlyAdmin):
     list_display = ["seq", "op", "reason", "credit_list", "listing", "created_at"]
     list_filter = ["op", "reason"]
     raw_id_fields = ["subject", "listing", "batch"]
+
+
+@admin.register(Holiday)
+class HolidayAdmin(admin.ModelAdmin):
+    """The working-day calendar behind case deadlines; operators keep it up to date."""
+
+    list_display = ["date", "name", "is_working_day"]
+    list_filter = ["is_working_day"]
+    date_hierarchy = "date"
+
+
+class EvidenceInline(admin.TabularInline):
+    model = Evidence
+    # No file link: evidence is served only through the permission-checked staff view.
+    fields = ["original_name", "content_type", "size", "sha256", "uploaded_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin):
+    list_display = ["number", "kind", "agency", "status", "decision", "filed_at", "due_on", "escalated_at"]
+    list_filter = ["kind", "status", "decision", "agency"]
+    search_fields = ["number"]
+    raw_id_fields = ["listing"]
+    exclude = ["access_code_hash"]
+    inlines = [EvidenceInline]
+
+
+@admin.register(CaseEvent)
+class CaseEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "case", "action", "actor"]
+    list_filter = ["action"]
+    raw_id_fields = ["case"]
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = [
+        "credit_list", "url", "mode", "format", "health", "is_trusted", "last_success_at", "is_enabled",
+    ]  # fmt: skip
+    list_filter = ["health", "mode", "is_trusted", "is_enabled"]
+    readonly_fields = [
+        "trusted_by", "trusted_at", "health", "consecutive_failures", "last_attempt_at", "last_success_at",
+        "last_error",
+    ]  # fmt: skip
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        """Save, then record who waived approval (and when) through the sync service."""
+        from .services.sync import distrust_source, trust_source
+
+        was_trusted = bool(change and Source.objects.filter(pk=obj.pk, is_trusted=True).exists())
+        if obj.is_trusted and not was_trusted:
+            obj.is_trusted = False  # the check constraint wants trusted_by: the service sets all three
+            super().save_model(request, obj, form, change)
+            trust_source(source_id=obj.pk, user=request.user)
+        else:
+            super().save_model(request, obj, form, change)
+            if not obj.is_trusted and was_trusted:
+                distrust_source(source_id=obj.pk)

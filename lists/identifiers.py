@@ -72,9 +72,21 @@ def classify_identifier(text: str, *, expect: str | None = None, today: date | N
         if expect is None and value[:2] in _PROVINCES and _birth_date_15(value) is not None:
             return _check_person_id(value, today)
         return Identifier(LEGACY_REG, value)
+    if len(value) == 15 and value[:6].isdigit() and _ORG_CODE_SHAPE.match(value[6:]):
+        # A tax registration number: region code + organisation code (36072359378986X).
+        return _check_org_code(Identifier(LEGACY_REG, value), value[6:], "tax registration number")
     if _ORG_CODE_SHAPE.match(value):
-        return Identifier(ORG_CODE, value)
+        return _check_org_code(Identifier(ORG_CODE, value), value, "organisation code")
     return Identifier(None, value, errors=["not a recognised identifier"])
+
+
+def _check_org_code(result: Identifier, code: str, label: str) -> Identifier:
+    """Warn when a GB 11714 organisation code's check character does not match."""
+    total = sum(int(c, 36) * w for c, w in zip(code[:8], (3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+    expected = {10: "X", 11: "0"}.get(11 - total % 11, str(11 - total % 11))
+    if code[8] != expected:
+        result.warnings.append(f"{label} check character does not match")
+    return result
 
 
 def _looks_like_person_id(value: str) -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import OperationalError
 
-from .services import lifecycle, measures
+from .services import cases, lifecycle, measures, sync
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
@@ -14,7 +16,85 @@ def expire_listings() -> int:
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def apply_measures(listing_ids: list[int] | None = None) -> dict[str, int]:
-    """Recompute restrictions from the current catalogue edition."""
-    result = measures.apply_measures(listing_ids=listing_ids)
-    return {"lifted": result.lifted, "derived": result.derived}
+def apply_measures(
+    listing_ids: list[int] | None = None, reason: str = "listing_ended", feed_reason: str | None = None
+) -> dict[str, int]:
+    """Recompute restrictions from the current catalogue edition (one transaction: safe to re-run)."""
+    result = measures.apply_measures(listing_ids=listing_ids, reason=reason, feed_reason=feed_reason)
+    return {"lifted": result.lifted, "derived": result.derived, "changes": result.changes}
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def process_batch(batch_id: int) -> str:
+    """Validate and diff one received batch (re-running restages it from the stored file)."""
+    from .services.batches import process_batch as process
+
+    return process(batch_id=batch_id).status
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def apply_batch_measures(batch_id: int, reason: str = "batch_removed") -> dict[str, int]:
+    """Index the names of a big batch's new subjects, recompute its restrictions (idempotent)."""
+    from .services.batches.publishing import index_new_names, touched_listings
+
+    names = index_new_names(batch_id)
+    result = measures.apply_measures(listing_ids=touched_listings(batch_id), reason=reason)
+    return {"names": names, "lifted": result.lifted, "derived": result.derived}
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def escalate_overdue_cases() -> int:
+    """Flag objections and repairs past their deadline and tell the agency admins (once each)."""
+    return cases.escalate_overdue_cases()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(sync.FeedUnavailable,),
+    retry_backoff=30,
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=3,
+)
+def sync_source(self, source_id: int) -> int | None:  # type: ignore[no-untyped-def]
+    """Sync one source into a batch; retry an unreadable feed with backoff, then mark it unhealthy."""
+    try:
+        batch = sync.sync_source(source_id=source_id, final_attempt=self.request.retries >= self.max_retries)
+    except SoftTimeLimitExceeded:
+        sync.record_failure(source_id=source_id, error="the run exceeded its time limit", final=True)
+        raise
+    return batch.pk if batch else None
+
+
+@shared_task(acks_late=True)
+def sync_due_sources() -> list[int]:
+    """Enqueue one sync_source task per due source (each on the "sync" queue with its time limits)."""
+    return sync.sync_due_sources()
+
+
+# Integrators (issue 6): exports and webhooks follow the change feed.
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def refresh_exports(force: bool = False) -> int:
+    """Export every list whose feed moved since its last export (all of them when forced, nightly)."""
+    from .services import exports
+
+    return len(exports.refresh_exports(force=force))
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def dispatch_webhooks() -> int:
+    """Turn new changes touching watched subjects into webhook deliveries, then send what is due."""
+    from .services import webhooks
+
+    made = webhooks.dispatch_webhooks()
+    webhooks.deliver_due_webhooks()
+    return made
+
+
+@shared_task(acks_late=True)
+def deliver_webhook(delivery_id: int) -> bool:
+    """Attempt one delivery now (a failure is rescheduled with backoff by the service, not by Celery)."""
+    from .services import webhooks
+
+    return webhooks.deliver(delivery_id=delivery_id)

@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    # Optional TOTP second factor for staff (portal/staff/auth.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "agencies",
     "lists",
     "portal",
@@ -51,13 +54,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "portal.middleware.ChosenLanguageMiddleware",  # LocaleMiddleware, Chinese unless chosen otherwise
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.security.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.staff.auth.StaffOtpMiddleware",  # TOTP-verified sessions where required
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -136,14 +143,60 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "0"))
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Security hardening (issue 8); docs/security.md explains each choice.
+# Both only take effect when DJANGO_HSTS_SECONDS > 0. The preload flag alone lists nothing:
+# submitting the domain to the browsers' preload list is a separate, deliberate step.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind a TLS-terminating proxy, name the header it sets (e.g. HTTP_X_FORWARDED_PROTO): only
+# then is "https" in it trusted. Never set it without such a proxy, or clients could spoof it.
+if env("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (env("DJANGO_SECURE_PROXY_SSL_HEADER"), "https")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+# No script reads the CSRF cookie (forms carry the token), so scripts need not see it either.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+# A signed-in staff session ends after this many seconds without a request (0: no idle limit).
+SESSION_IDLE_SECONDS = int(env("SESSION_IDLE_SECONDS", str(30 * 60)))
+# No inline script or style anywhere: templates load portal/static/ files only.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+)
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+# Failed staff sign-ins allowed per username and per client address within the lockout window.
+LOGIN_FAILURES_PER_USERNAME = int(env("LOGIN_FAILURES_PER_USERNAME", "5"))
+LOGIN_FAILURES_PER_IP = int(env("LOGIN_FAILURES_PER_IP", "20"))
+LOGIN_LOCKOUT_SECONDS = int(env("LOGIN_LOCKOUT_SECONDS", "900"))
+# When on, approvers and agency admins must confirm a TOTP code before approving or publishing.
+REQUIRE_TOTP_FOR_APPROVERS = env_bool("REQUIRE_TOTP_FOR_APPROVERS")
+OTP_TOTP_ISSUER = "Xinyong"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.PublicRead"],
+    # Per-key rate and daily quota in Redis; 429 with Retry-After, 503 for keys when Redis is down.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.KeyQuotaThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Xinyong API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Xinyong API",
+    "VERSION": "1.0.0",
+    # One name for the subject-type choices wherever they appear (else check --deploy warns W001).
+    "ENUM_NAME_OVERRIDES": {"SubjectTypeEnum": "lists.models.SubjectType"},
+}
+XY_API_ANON_PER_MINUTE = int(env("XY_API_ANON_PER_MINUTE", "60"))
+XY_SCREEN_MAX_QUERIES = 1000
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", REDIS_URL)
@@ -151,8 +204,27 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# Feed fetches get their own queue (and worker) so a hanging agency server never delays expiry.
+CELERY_TASK_ROUTES = {"lists.tasks.sync_source": {"queue": "sync"}}
+# Processing time allowed to one sync run on top of its pages' HTTP timeouts (celery soft limit).
+SYNC_PROCESS_SECONDS = int(env("SYNC_PROCESS_SECONDS", "900"))
+DEMO_FEED_ENABLED = env_bool("DEMO_FEED_ENABLED", DEBUG)
 CELERY_BEAT_SCHEDULE: dict = {
     "expire-listings": {"task": "lists.tasks.expire_listings", "schedule": crontab(minute="*/5")},
+    # Only enqueues: each due source runs as its own task on the "sync" queue with its own limits.
+    "sync-due-sources": {"task": "lists.tasks.sync_due_sources", "schedule": crontab(minute="*")},
+    "escalate-overdue-cases": {
+        "task": "lists.tasks.escalate_overdue_cases",
+        "schedule": crontab(minute=15, hour="8-18"),
+    },
+    # Integrators: exports within a minute of a publish and nightly in full; webhooks every 15 s.
+    "refresh-exports": {"task": "lists.tasks.refresh_exports", "schedule": crontab(minute="*")},
+    "nightly-exports": {
+        "task": "lists.tasks.refresh_exports",
+        "schedule": crontab(minute=30, hour=2),
+        "kwargs": {"force": True},
+    },
+    "dispatch-webhooks": {"task": "lists.tasks.dispatch_webhooks", "schedule": 15.0},
 }
 
 LOGGING = {

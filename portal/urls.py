@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import demo_feed, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("portal.api.urls")),
     path("staff/", include("portal.staff.urls")),
     path("cases/", include("portal.cases.urls")),
+    path("demo-feed/<slug:list_code>/", demo_feed.demo_feed, name="demo-feed"),
     path("", include("portal.public.urls")),
     path("", views.HomeView.as_view(), name="home"),
 ]

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q
 from django.http import HttpRequest, JsonResponse
-from django.views.generic import TemplateView
 
-from lists.models import CreditList, Listing
+from portal.public.views import HomeView  # noqa: F401 - the home page moved to the public app
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -34,16 +30,3 @@ def _cache_ok() -> bool:
         return cache.get("healthz") == "1"
     except Exception:
         return False
-
-
-class HomeView(TemplateView):
-    template_name = "portal/home.html"
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        in_force = Q(listings__status__in=Listing.IN_FORCE)
-        lists = (
-            CreditList.objects.public()
-            .select_related("agency")
-            .annotate(entries=Count("listings", filter=in_force))
-        )
-        return super().get_context_data(lists=lists, **kwargs)

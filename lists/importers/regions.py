@@ -45,7 +45,8 @@ def _resolve(name: str, within: str) -> str | None:
     for cut in range(len(name) - 1, 1, -1):
         head = names.get(name[:cut])
         if head and head.startswith(within) and head != within:
-            return _resolve(name[cut:], head)
+            # 湖北省直辖县级行政区划, 深圳南山: keep what was recognised when the rest is not.
+            return _resolve(name[cut:], head) or head
     return None
 
 

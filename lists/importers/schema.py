@@ -27,7 +27,16 @@ FIELD_TYPES = (TEXT, DATE, YEAR, INTEGER, DECIMAL, CHOICE, LIST)
 
 # Subject types as in the catalogue (shared/data/catalogue.json), with the words agencies use.
 SUBJECT_TYPE_WORDS: dict[str, tuple[str, ...]] = {
-    "legal_person": ("法人", "企业", "企业法人", "法人企业", "法人及其他组织", "公司", "单位", "legal person"),
+    "legal_person": (
+        "法人",
+        "企业",
+        "企业法人",
+        "法人企业",
+        "法人及其他组织",
+        "公司",
+        "单位",
+        "legal person",
+    ),
     "unincorporated_org": ("非法人组织", "其他组织", "非法人企业", "其他"),
     "natural_person": ("自然人", "个人", "公民", "natural person", "person"),
     "individual_business": ("个体工商户", "个体户", "个体", "individual business"),

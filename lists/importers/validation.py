@@ -13,7 +13,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lists.identifiers import LEGACY_REG, PERSON_ID, USCC, Identifier, classify_identifier, is_minor, mask_person_id
+from lists.identifiers import (
+    PERSON_ID,
+    USCC,
+    Identifier,
+    classify_identifier,
+    is_minor,
+    mask_person_id,
+)
 from lists.importers.base import Limits, RowResult
 from lists.importers.regions import check_region_code, region_from_name
 from lists.importers.schema import (
@@ -40,13 +47,18 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
 _CHINESE_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")} | {"零": "0", "○": "0", "O": "0"}
-_FORMULA = re.compile(r"^(?:=.|[+\-@]\s*[A-Za-z_$][\w.$]*\s*[(|!])", re.DOTALL)
-_PERSON_ID_LIKE = re.compile(r"\d{17}[\dXx]|\d{15}")
+# "=" starts a formula in every spreadsheet; after + - @ only a function call (SUM(), a DDE
+# command (cmd|) or a sheet reference (Sheet1!A1) does, so "-", "-5" and "+86 ..." pass.
+_FORMULA = re.compile(r"^(?:=.|[+\-@].*?(?:[A-Za-z_][\w.]*\s*\(|\w\s*\||![$A-Za-z]))", re.DOTALL)
+_LONG_NUMBER = re.compile(r"\d{12,}[Xx]?")  # anything that could be a personal ID number
 _LIST_SEPARATORS = re.compile(r"[;；|\n]+")
-_LEGACY_TAX_NUMBER = re.compile(r"^\d{6}[0-9A-Z]{8}[0-9X]$")
-_ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _PEOPLE = {"natural_person", "legal_person_officers"}
-_USCC_TYPES = {"92": "individual_business", "93": "farmer_cooperative", "91": "legal_person", "12": "public_institution"}
+_USCC_TYPES = {
+    "92": "individual_business",
+    "93": "farmer_cooperative",
+    "91": "legal_person",
+    "12": "public_institution",
+}
 
 
 class _Dropped(ValueError):
@@ -55,7 +67,7 @@ class _Dropped(ValueError):
 
 def shown(value: object, width: int = 40) -> str:
     """Return a value fit to quote in a message: short, personal ID numbers masked."""
-    text = _PERSON_ID_LIKE.sub(lambda m: mask_person_id(m.group()), str(value).strip())
+    text = _LONG_NUMBER.sub(lambda m: mask_person_id(m.group()), str(value).strip())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -67,14 +79,22 @@ def parse_date(value: object) -> date | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_number(value)
-    text = unicodedata.normalize("NFKC", str(value)).strip().replace(" ", "")
-    text = "".join(_CHINESE_DIGITS.get(c, c) for c in text)
+    text = _arabic_numerals(unicodedata.normalize("NFKC", str(value)).strip())
     if re.fullmatch(r"\d{5}(?:\.\d+)?", text):
         return _from_number(float(text))
-    for pattern in _DATE_PATTERNS:
-        if match := pattern.match(text):
-            return _make_date(*(int(g) for g in match.groups()))
+    for candidate in (text, text.replace(" ", "")):
+        for pattern in _DATE_PATTERNS:
+            if match := pattern.match(candidate):
+                return _make_date(*(int(g) for g in match.groups()))
     return None
+
+
+def _arabic_numerals(text: str) -> str:
+    """Return 二〇二三年十二月五日 as 2023年12月5日, as court and tax documents write dates."""
+    if "年" not in text or text.isascii():
+        return text
+    text = re.sub(r"([一二三]?)十([一二三四五六七八九]?)", lambda m: (m[1] or "一") + (m[2] or "〇"), text)
+    return "".join(_CHINESE_DIGITS.get(c, c) for c in text)
 
 
 def _from_number(number: float) -> date | None:
@@ -100,7 +120,7 @@ def check_cell(label: str, value: str, limits: Limits) -> tuple[list[str], list[
         return [f"{label}: cell is larger than {limits.max_cell_bytes // 1024} KiB"], []
     if "\x00" in value:
         return [f"{label}: contains a NUL byte"], []
-    if _FORMULA.match(value):
+    if _FORMULA.match(value[:256]):  # the start decides; a bound keeps the regex linear
         return [], [f"{label}: looks like a spreadsheet formula; kept as text"]
     return [], []
 
@@ -144,7 +164,9 @@ def _clean_field(spec: FieldSpec, data: dict[str, Any], errors: list[str], warni
 
 
 def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list) and not [v for v in _as_list(value) if str(v).strip()])
+    return value is None or (
+        isinstance(value, str | list) and not [v for v in _as_list(value) if str(v).strip()]
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -167,10 +189,11 @@ def _clean_date(value: Any, spec: FieldSpec) -> date:
 def _clean_year(value: Any, spec: FieldSpec) -> int:
     text = unicodedata.normalize("NFKC", str(value)).strip().removesuffix("年度").removesuffix("年")
     try:
-        year = int(Decimal(text))
-    except (InvalidOperation, ValueError):
+        number = Decimal(text)
+    except InvalidOperation:
         raise ValueError(f"not a year: '{shown(value)}'") from None
-    if not 1900 <= year <= 2100 or Decimal(text) != year:
+    year = int(number) if number.is_finite() else 0
+    if not 1900 <= year <= 2100 or number != year:
         raise ValueError(f"not a year: '{shown(value)}'")
     return year
 
@@ -255,17 +278,19 @@ def _check_subject(
     data: dict[str, Any], schema: ListSchema, today: date, errors: list[str], warnings: list[str]
 ) -> None:
     """Check the identifier against the subject type, infer a missing type, refuse minors."""
+    inferred = bool(data.pop("subject_type_guessed", False))
     subject_type = data.get("subject_type")
-    inferred = False
     if "identifier" in data:
-        found = identify(data["identifier"], subject_type, today)
+        found = identify(data["identifier"], None if inferred else subject_type, today)
         data["identifier"], data["identifier_kind"] = found.value, found.kind
         errors += [f"identifier: {e}" for e in found.errors]
         warnings += [f"identifier: {w}" for w in found.warnings]
-        if subject_type is None and (subject_type := _infer_subject_type(found)):
-            data["subject_type"], inferred = subject_type, True
+        if (subject_type is None or inferred) and (subject_type := _infer_subject_type(found)):
+            data["subject_type"], data["subject_type_guessed"], inferred = subject_type, True, True
         if found.kind == PERSON_ID and not found.errors and _minor(found.value, data, today):
-            errors.append("identifier: the person was under 18 on the decision date; minors are never listed")
+            errors.append(
+                "identifier: the person is a minor (under 18 on the decision date); minors are never listed"
+            )
     if subject_type and subject_type not in schema.subject_types:
         message = f"subject_type: this list does not take {subject_type}"
         if inferred and subject_type not in _PEOPLE:
@@ -281,31 +306,9 @@ def identify(value: str, subject_type: str | None, today: date) -> Identifier:
         expect = PERSON_ID
     elif subject_type and subject_type != "individual_business":
         expect = "organisation"
-    found = classify_identifier(value, expect=expect, today=today)
-    if found.kind is None and _LEGACY_TAX_NUMBER.match(found.value):
-        return _legacy_tax_number(found.value)
-    return found
-
-
-def _legacy_tax_number(value: str) -> Identifier:
-    """Return a 15-character tax registration number: region code + organisation code.
-
-    identifiers.py only knows the all-digit form; real ones end in an X check character
-    (36072359378986X in the Jiangxi list).
-    """
-    found = Identifier(LEGACY_REG, value)
-    if check_region_code(value[:6]) is None:
-        found.warnings.append("tax registration number starts with an unknown region code")
-    if _org_code_check(value[6:14]) != value[14]:
-        found.warnings.append("tax registration number check character does not match")
-    return found
-
-
-def _org_code_check(body: str) -> str:
-    """Return the GB 11714 check character of an 8-character organisation code body."""
-    total = sum(int(c, 36) * w for c, w in zip(body, _ORG_CODE_WEIGHTS, strict=True))
-    remainder = 11 - total % 11
-    return {10: "X", 11: "0"}.get(remainder, str(remainder))
+    # Legacy tax numbers often carry codes of development zones that GB/T 2260 never listed
+    # (360109, Honggutan), so their region part is not checked.
+    return classify_identifier(value, expect=expect, today=today)
 
 
 def _infer_subject_type(found: Identifier) -> str | None:
@@ -336,11 +339,11 @@ def _check_dates(data: dict[str, Any], today: date, errors: list[str], warnings:
 
 
 def _check_required(data: dict[str, Any], schema: ListSchema, invalid: set[str], errors: list[str]) -> None:
-    required = set(schema.required)
+    required = list(schema.required)
     if data.get("action") == "remove":
         # A removal only has to say whom it removes.
-        required = {"identifier"} if "identifier" in data or "name" not in data else {"name"}
-    for name in [n for n in schema.required if n in required] or sorted(required):
+        required = [] if "identifier" in data or "name" in data else ["name"]
+    for name in required:
         if name not in data and name not in invalid and not any(e.startswith(f"{name}: ") for e in errors):
             errors.append(f"{name}: required field is empty")
 

@@ -77,6 +77,9 @@ class Batch(models.Model):
     rolled_back_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    source = models.ForeignKey(
+        "lists.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="batches"
+    )
     first_seq = models.BigIntegerField(null=True, blank=True, help_text="First change-feed entry it wrote")
     last_seq = models.BigIntegerField(null=True, blank=True)
 

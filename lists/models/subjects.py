@@ -86,6 +86,8 @@ class SubjectName(models.Model):
             models.Index(fields=["normalized"], name="subjectname_normalized"),
             models.Index(fields=["core"], name="subjectname_core"),
             models.Index(fields=["latin"], name="subjectname_latin"),
+            # English names by their words in any order, last word as a prefix (lists.search.query).
+            GinIndex(SearchVector("latin", config="simple"), name="subjectname_latin_words"),
             models.Index(fields=["pinyin"], name="subjectname_pinyin_prefix", opclasses=["text_pattern_ops"]),
             models.Index(fields=["initials"], name="subjectname_initials", opclasses=["text_pattern_ops"]),
         ]

@@ -22,7 +22,9 @@ from pypinyin.phrases_dict import phrases_dict
 from pypinyin.pinyin_dict import pinyin_dict
 
 _LONGEST_PHRASE = 6  # Longer dictionary phrases are idioms, not company names.
-_TONELESS = str.maketrans({mark: plain.rstrip("1234") for mark, plain in phonetic_symbol.items() if len(mark) == 1})
+_TONELESS = str.maketrans(
+    {mark: plain.rstrip("1234") for mark, plain in phonetic_symbol.items() if len(mark) == 1}
+)
 
 
 @cache
@@ -49,7 +51,7 @@ def to_simplified(text: str) -> str:
     """Return `text` in simplified Chinese (OpenCC t2s), skipping OpenCC when nothing would change."""
     if text.isascii() or _traditional_chars().isdisjoint(text):
         return text
-    return _t2s().convert(text)
+    return str(_t2s().convert(text))
 
 
 def toneless(syllable: str) -> str:
@@ -58,15 +60,19 @@ def toneless(syllable: str) -> str:
 
 
 @cache
-def _readings() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
-    """Return (default reading per character, readings per phrase), toneless and lower case."""
+def _readings() -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, tuple[int, ...]]]:
+    """Return (default reading per character, readings per phrase, phrase lengths per first two
+    characters, longest first), toneless and lower case."""
     chars = {chr(code): toneless(readings.split(",")[0]) for code, readings in pinyin_dict.items()}
     phrases = {
         phrase: tuple(toneless(options[0]) for options in readings)
         for phrase, readings in phrases_dict.items()
         if 2 <= len(phrase) <= _LONGEST_PHRASE
     }
-    return chars, phrases
+    lengths: dict[str, set[int]] = {}
+    for phrase in phrases:
+        lengths.setdefault(phrase[:2], set()).add(len(phrase))
+    return chars, phrases, {start: tuple(sorted(ns, reverse=True)) for start, ns in lengths.items()}
 
 
 def syllables(text: str) -> list[str]:
@@ -74,12 +80,12 @@ def syllables(text: str) -> list[str]:
 
     Phrases win over single characters (平安银行 → ping an yin hang), longest phrase first.
     """
-    chars, phrases = _readings()
+    chars, phrases, lengths_by_start = _readings()
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
-        for length in range(min(_LONGEST_PHRASE, n - i), 1, -1):
-            reading = phrases.get(text[i : i + length])
+        for length in lengths_by_start.get(text[i : i + 2], ()):
+            reading = phrases.get(text[i : i + length]) if i + length <= n else None
             if reading is not None:
                 out.extend(reading)
                 i += length
@@ -106,7 +112,9 @@ def splits_into_syllables(letters: str) -> bool:
     known, prefixes = _syllable_set()
     reachable = [True] + [False] * len(letters)
     for end in range(1, len(letters) + 1):
-        reachable[end] = any(reachable[start] and letters[start:end] in known for start in range(max(0, end - 6), end))
+        reachable[end] = any(
+            reachable[start] and letters[start:end] in known for start in range(max(0, end - 6), end)
+        )
     tail_starts = range(max(0, len(letters) - 6), len(letters))
     return reachable[-1] or any(reachable[start] and letters[start:] in prefixes for start in tail_starts)
 

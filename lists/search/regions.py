@@ -16,19 +16,36 @@ from stdnum import numdb
 from lists.search.hanzi import to_simplified
 
 # Longest first, so 自治区 is tried before 区.
-_SUFFIXES = ("特别行政区", "自治区", "自治州", "自治县", "自治旗", "地区", "特区", "省", "市", "县", "区", "盟")
+_SUFFIXES = ("特别行政区", "自治区", "自治州", "自治县", "自治旗", "地区", "特区", "省", "市", "县", "区", "盟")  # fmt: skip
 # 55 minority names; 新疆维吾尔自治区 has no 族, 延边朝鲜族自治州 has.
-_ETHNIC = (
-    "蒙古 回 藏 维吾尔 苗 彝 壮 布依 朝鲜 满 侗 瑶 白 土家 哈尼 哈萨克 傣 黎 傈僳 佤 畲 高山 拉祜 水 东乡 纳西 "
-    "景颇 柯尔克孜 土 达斡尔 仫佬 羌 布朗 撒拉 毛南 仡佬 锡伯 阿昌 普米 塔吉克 怒 乌孜别克 俄罗斯 鄂温克 德昂 "
-    "保安 裕固 京 塔塔尔 独龙 鄂伦春 赫哲 门巴 珞巴 基诺 各"
-).split()
-_ETHNIC_TAIL = re.compile("(?:" + "|".join(sorted([e + "族" for e in _ETHNIC] + ["维吾尔"], key=len, reverse=True)) + ")+$")
+_ETHNIC = [
+    "蒙古", "回", "藏", "维吾尔", "苗", "彝", "壮", "布依", "朝鲜", "满", "侗", "瑶", "白", "土家", "哈尼", "哈萨克",
+    "傣", "黎", "傈僳", "佤", "畲", "高山", "拉祜", "水", "东乡", "纳西", "景颇", "柯尔克孜", "土", "达斡尔", "仫佬",
+    "羌", "布朗", "撒拉", "毛南", "仡佬", "锡伯", "阿昌", "普米", "塔吉克", "怒", "乌孜别克", "俄罗斯", "鄂温克",
+    "德昂", "保安", "裕固", "京", "塔塔尔", "独龙", "鄂伦春", "赫哲", "门巴", "珞巴", "基诺", "各",
+]  # fmt: skip
+_ETHNIC_TAIL = re.compile(
+    "(?:" + "|".join(sorted([e + "族" for e in _ETHNIC] + ["维吾尔"], key=len, reverse=True)) + ")+$"
+)
 _ANNOTATION = re.compile(r"\[[^\]]*\]")
 _HISTORICAL = re.compile(r"^\[[^\]]*-\d{4}\]")
 # Table rows that are not place names (市辖区 = "city districts"), or so generic that a
 # trade name could start with them.
-_NOT_PLACES = {"市辖区", "县", "市", "市区", "郊区", "城区", "矿区", "新区", "林区", "东区", "南区", "西区", "北区"}
+_NOT_PLACES = {
+    "市辖区",
+    "县",
+    "市",
+    "市区",
+    "郊区",
+    "城区",
+    "矿区",
+    "新区",
+    "林区",
+    "东区",
+    "南区",
+    "西区",
+    "北区",
+}
 _NOT_PLACE_WORDS = re.compile("直辖|行政单位|行政区划|办事处")
 # Short forms that are far more often a trade name than the place (阿里地区 vs 阿里巴巴).
 _SHORT_FORM_EXCEPTIONS = {"阿里"}

@@ -17,21 +17,25 @@ One `SubjectName` row per name variant stores `name_fields()`; a user query goes
 
 Suggested matching (see ../shared/reference/search-baseline.md §6), best tier first:
 
-1. normalized = q.normalized, or core = q.core;
-2. fragment: name_bg @@ plainto_tsquery('simple', q.bigrams) AND strpos(normalized, q.normalized) > 0,
-   or the same with q.core_bigrams and strpos(core, q.core) > 0 (深圳物业发展 vs 深圳市物业发展…);
-3. q.is_pinyin: pinyin LIKE q.pinyin || '%' or initials LIKE q.initials || '%';
-4. latin = q.latin, or latin LIKE q.latin || '%'.
+1. exact: normalized = q.normalized, or core = q.core, or latin = q.latin;
+2. fragment: name_bg @@ plainto_tsquery('simple', q.bigrams) AND strpos(normalized, q.normalized) > 0;
+   then, when q.core_bigrams is set, the same with q.core_bigrams and strpos(core, q.core) > 0
+   (深圳物业发展 finds 深圳市物业发展(集团)股份有限公司 only this way). Rank these below the
+   rest or run them only when nothing else matched: a core can be generic (上海机场 → 机场);
+3. pinyin LIKE p || '%' for p in q.pinyin, initials LIKE i || '%' for i in q.initials;
+4. latin LIKE q.latin || ' %' (first words of an English name).
 Refuse `q.is_too_broad` queries (legal-form or region words only) before touching the index.
 
 Typo candidates ("did you mean", not built yet): a one-character typo in a name of n ≥ 4
-characters changes at most 2 of its n - 1 bigrams, so the right name still holds ≥ n - 3 of the
-query's bigrams. Query `name_bg @@ to_tsquery('simple', 'b1 | b2 | …')` (OR instead of AND, over
-q.core_bigrams so the shared 有限公司 bigrams do not count), rank by the number of query bigrams
-the row holds (`ts_rank` with normalization 0, or count them in Python for the top few hundred
-rows) and keep rows holding at least (n - 3) / (n - 1) of them, then order by the difference in
-length. Skip the rarest-first OR over very common bigrams (科技, 公司): drop query bigrams whose
-share in pg_stats MCELEM is above ~1 % before building the OR, or run it only on q.core.
+characters spoils at most 2 of its n - 1 bigrams, so the intended name still holds at least
+n - 3 of the query's bigrams. Search with OR instead of AND,
+`name_bg @@ to_tsquery('simple', 'b1 | b2 | …')`, over q.core_bigrams (or q.bigrams when that is
+empty) so that the 有限公司 bigrams every company shares do not count. Rank the rows by how many
+query bigrams they hold (`ts_rank(name_bg, query, 0)` grows with it; or count them in Python over
+the top few hundred rows), keep those holding at least (n - 3) / (n - 1) of them, and break ties
+by the difference in length from the query. Leave out query bigrams that are very common
+(pg_stats most_common_elems share above ~1 %, e.g. 科技, 公司): an OR over them reads most of the
+index.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
+from operator import add
 
 from lists.search import hanzi
 from lists.search.hanzi import syllables, to_simplified
@@ -93,7 +98,7 @@ def cjk_bigrams(text: str) -> str:
     """
     if len(text) < 2:
         return text
-    return " ".join(dict.fromkeys(text[i : i + 2] for i in range(len(text) - 1)))
+    return " ".join(map(add, text[:-1], text[1:]))
 
 
 def latin_name(text: str) -> str:
@@ -115,17 +120,27 @@ def name_fields(text: str, *, kind: str) -> dict[str, str]:
         raise ValueError(f"unknown name kind {kind!r}")
     name = _analyse(text, kind=kind)
     bigrams = cjk_bigrams(name.normalized)
-    if name.core != name.normalized:
-        bigrams = " ".join(dict.fromkeys(f"{bigrams} {cjk_bigrams(name.core)}".split()))
+    if name.core not in name.normalized:  # e.g. a branch: 中国建设银行[股份有限公司]佳木斯 adds 行佳
+        have = set(bigrams.split())
+        extra = [b for b in dict.fromkeys(cjk_bigrams(name.core).split()) if b not in have]
+        bigrams = " ".join([bigrams, *extra])
     spoken = [s for s in syllables(name.spoken) if s.isascii()]
     return {
         "normalized": name.normalized,
         "core": name.core,
         "bigrams": bigrams,
         "pinyin": "".join(spoken),
-        "initials": "".join(s[0] for s in spoken if s.isascii()),
+        "initials": "".join(s[0] for s in spoken),
         "latin": name.latin,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    normalized: str
+    core: str
+    spoken: str  # what pinyin is made of
+    latin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +192,12 @@ def _pinyin_candidates(letters: str) -> tuple[str, ...]:
 @cache
 def _pinyin_of_stop_words() -> tuple[frozenset[str], frozenset[str]]:
     """Return the pinyin of region names and of legal-form words."""
-    top = region_names()
-    spell = lambda words: frozenset("".join(syllables(w)) for w in words)  # noqa: E731
-    return spell(top), spell(LEGAL_WORDS | BRANCH_WORDS)
+    return _spell(region_names()), _spell(LEGAL_WORDS | BRANCH_WORDS)
+
+
+def _spell(words: frozenset[str]) -> frozenset[str]:
+    """Return the pinyin of each word, without separators."""
+    return frozenset("".join(syllables(word)) for word in words)
 
 
 def _core_bigrams(name: _Name) -> str:
@@ -191,16 +209,8 @@ def _core_bigrams(name: _Name) -> str:
 
 def is_too_broad(q: str) -> bool:
     """Return whether a query is only legal-form, region or lone industry words (有限公司, 北京市)."""
-    normalized = normalize_name(q)
-    return _is_too_broad(normalized, latin_name(q) if not _HAS_CJK.search(normalized) else "")
-
-
-@dataclass(frozen=True, slots=True)
-class _Name:
-    normalized: str
-    core: str
-    spoken: str  # what pinyin is made of
-    latin: str
+    name = _analyse(q, kind=ALIAS)
+    return _is_too_broad(name.normalized, name.latin)
 
 
 def _prepare(text: str) -> str:
@@ -232,9 +242,9 @@ def _analyse(text: str, *, kind: str = NAME) -> _Name:
 
 
 def _drop_region_or_form(match: re.Match[str]) -> str:
-    """Return "" for a bracketed region or legal form (彪凤五金(天津), (集团), (普通合伙))."""
+    """Return "" for a bracketed region or legal form (彪凤五金(天津), (集团), (普通合伙), (中国))."""
     inside = _NOT_ALNUM.sub("", match.group(1))
-    if inside in region_names() or inside in LEGAL_WORDS or inside in BRANCH_WORDS:
+    if inside in region_names() or inside in LEGAL_WORDS or inside in BRANCH_WORDS or inside == "中国":
         return ""
     return match.group(0)
 
@@ -255,10 +265,10 @@ def _strip_legal_form(name: str) -> str:
 
 def _strip_region(name: str) -> str:
     """Return `name` without leading division names (广东省深圳市南山区…, 宁波梅山保税港区…)."""
-    regions = region_names()
+    regions, lengths_by_start = region_names(), _region_lengths()
     after_region = False
     for _ in range(4):
-        for length in _region_lengths():
+        for length in lengths_by_start.get(name[:2], ()):
             if len(name) - length >= _MIN_CORE and name[:length] in regions:
                 name, after_region = name[length:], True
                 break
@@ -274,13 +284,18 @@ def _strip_region(name: str) -> str:
 def _suffixes_by_length() -> dict[int, frozenset[str]]:
     """Return legal-form and branch words grouped by length, longest first."""
     words = LEGAL_WORDS | BRANCH_WORDS
-    return {n: frozenset(w for w in words if len(w) == n) for n in sorted({len(w) for w in words}, reverse=True)}
+    return {
+        n: frozenset(w for w in words if len(w) == n) for n in sorted({len(w) for w in words}, reverse=True)
+    }
 
 
 @cache
-def _region_lengths() -> tuple[int, ...]:
-    """Return the lengths of region names, longest first."""
-    return tuple(sorted({len(n) for n in region_names()}, reverse=True))
+def _region_lengths() -> dict[str, tuple[int, ...]]:
+    """Return the lengths of region names by their first two characters, longest first."""
+    lengths: dict[str, set[int]] = {}
+    for region in region_names():
+        lengths.setdefault(region[:2], set()).add(len(region))
+    return {start: tuple(sorted(ns, reverse=True)) for start, ns in lengths.items()}
 
 
 def _latin_words(text: str) -> list[str]:
@@ -298,8 +313,10 @@ def _latin_in_chinese(core: str) -> str:
 def _stop_pieces() -> tuple[frozenset[str], frozenset[str]]:
     """Return (region names, legal-form words and their fragments) for `is_too_broad`."""
     forms = LEGAL_WORDS | BRANCH_WORDS
-    fragments = {w[i:j] for w in forms for i in range(len(w)) for j in range(i + 1, len(w) + 1)}
-    return region_names(), frozenset(fragments)
+    # Whole words, and pieces of two or more characters: a lone 中 or 业 is no legal form.
+    fragments = {w[i:j] for w in forms for i in range(len(w)) for j in range(i + 2, len(w) + 1)} | forms
+    # 中国 is no division but, alone, as broad as one (中国银行 still passes).
+    return region_names() | {"中国", "中华", "全国"}, frozenset(fragments)
 
 
 def _is_too_broad(normalized: str, latin: str) -> bool:
@@ -310,15 +327,12 @@ def _is_too_broad(normalized: str, latin: str) -> bool:
         return not latin or all(w in LATIN_FORM_WORDS for w in latin.split())
     regions, forms = _stop_pieces()
     rest = normalized
-    for length in range(min(len(rest), 12), 1, -1):
-        if rest[:length] in regions:
-            rest = rest[length:]
-            break
-    else:
-        for length in range(min(len(rest), 5), 1, -1):
-            if rest[:length] in INDUSTRY_WORDS:
-                rest = rest[length:]
-                break
+    for _ in range(4):  # 广东省深圳市南山区
+        length = next((n for n in (*_region_lengths().get(rest[:2], ()), 2) if rest[:n] in regions), 0)
+        rest = rest[length:]
+    if rest == normalized:  # a lone industry word, not 北京银行
+        length = next((n for n in range(min(len(rest), 5), 1, -1) if rest[:n] in INDUSTRY_WORDS), 0)
+        rest = rest[length:]
     return _is_legal_chain(rest, forms)
 
 
@@ -326,5 +340,7 @@ def _is_legal_chain(text: str, pieces: frozenset[str]) -> bool:
     """Return whether `text` is a run of legal-form words or pieces of them (限公, 责任公)."""
     reachable = [True] + [False] * len(text)
     for end in range(1, len(text) + 1):
-        reachable[end] = any(reachable[start] and text[start:end] in pieces for start in range(max(0, end - 10), end))
+        reachable[end] = any(
+            reachable[start] and text[start:end] in pieces for start in range(max(0, end - 10), end)
+        )
     return reachable[-1]

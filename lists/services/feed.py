@@ -74,7 +74,9 @@ def record_changes(
     return created[0].seq, created[-1].seq
 
 
-def record_changes_sql(listing_filter_sql: str, params: list[Any], *, op: str, reason: str) -> int:
+def record_changes_sql(
+    listing_filter_sql: str, params: list[Any], *, op: str, reason: str, batch_id: int | None = None
+) -> int:
     """Append one change per listing matched by a SQL condition on `l`; return how many.
 
     The set-based twin of record_changes() for jobs over millions of rows (expiry, demo data).
@@ -83,8 +85,8 @@ def record_changes_sql(listing_filter_sql: str, params: list[Any], *, op: str, r
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, data, created_at)
-            SELECT %s, %s, l.subject_id, l.id, l.credit_list_id,
+            INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, data, created_at)
+            SELECT %s, %s, l.subject_id, l.id, l.credit_list_id, %s::bigint,
                    jsonb_build_object(
                        'listing_id', l.id, 'list', cl.code, 'subject_id', s.id,
                        'subject_type', s.subject_type, 'name', s.name,
@@ -99,6 +101,6 @@ def record_changes_sql(listing_filter_sql: str, params: list[Any], *, op: str, r
             WHERE {listing_filter_sql}
             ORDER BY l.id
             """,  # noqa: S608 - the condition is code, values are parameters
-            [op, reason, *params],
+            [op, reason, batch_id, *params],
         )
         return cursor.rowcount

@@ -2,6 +2,12 @@
 
 Automation only derives: a restriction exists because a person published a listing and the
 catalogue's current edition says the listing's list triggers the measure.
+
+A recompute first writes the restrictions that should be live into a temporary table, then
+compares: lift what is live but not wanted, revive or correct what is wanted but lifted or
+different, add what is missing. In the steady state every step only reads, so recomputing a
+million listings writes nothing (an `INSERT … ON CONFLICT DO UPDATE` would lock, and so write,
+every existing row even when its WHERE leaves it unchanged).
 """
 
 from __future__ import annotations
@@ -9,48 +15,127 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
-_LIFT = """
-    UPDATE lists_restriction r SET lifted_at = now(), lifted_reason = %s
-    FROM lists_listing l, lists_measure m, lists_catalogueedition e
-    WHERE r.listing_id = l.id AND r.measure_id = m.id AND m.edition_id = e.id
-      AND r.lifted_at IS NULL
-      AND (l.status NOT IN ('active', 'disputed') OR NOT e.is_current) {scope}
+from .feed import lock_feed, record_changes_sql
+
+# A new catalogue edition mostly repeats the old one: a live restriction whose measure code is in
+# the new edition moves to it as it is (one row write, no lift-and-re-add, no feed entry). What
+# really changed is then lifted, corrected or added below, and only that reaches the feed.
+_CARRY = """
+    UPDATE lists_restriction r SET measure_id = n.id
+    FROM lists_measure o, lists_catalogueedition oe, lists_measure n, lists_catalogueedition ne
+    WHERE r.measure_id = o.id AND o.edition_id = oe.id AND NOT oe.is_current
+      AND n.code = o.code AND n.edition_id = ne.id AND ne.is_current AND r.lifted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM lists_restriction x WHERE x.listing_id = r.listing_id AND x.measure_id = n.id)
+      {scope_r}
 """
 
-_DERIVE = """
-    INSERT INTO lists_restriction (subject_id, listing_id, measure_id, starts_on, ends_on, lifted_reason)
+# IF NOT EXISTS + TRUNCATE: a caller's outer transaction may run two recomputes before it commits.
+_TEMP_TABLES = """
+    CREATE TEMP TABLE IF NOT EXISTS _desired (
+        subject_id bigint, listing_id bigint, measure_id bigint, starts_on date, ends_on date
+    ) ON COMMIT DROP;
+    CREATE TEMP TABLE IF NOT EXISTS _measures_changed (listing_id bigint) ON COMMIT DROP;
+    TRUNCATE _desired, _measures_changed;
+"""
+
+_DESIRE = """
+    INSERT INTO _desired (subject_id, listing_id, measure_id, starts_on, ends_on)
     SELECT l.subject_id, l.id, m.id,
            COALESCE(l.published_on, l.decided_on, CURRENT_DATE),
            CASE WHEN m.duration_months IS NULL THEN l.expires_on
                 ELSE LEAST(l.expires_on, (COALESCE(l.published_on, l.decided_on, CURRENT_DATE)
-                          + make_interval(months => m.duration_months))::date) END,
-           ''
+                          + make_interval(months => m.duration_months))::date) END
     FROM lists_listing l
     JOIN lists_subject s ON s.id = l.subject_id
     JOIN lists_measure_triggered_by t ON t.creditlist_id = l.credit_list_id
     JOIN lists_measure m ON m.id = t.measure_id
     JOIN lists_catalogueedition e ON e.id = m.edition_id AND e.is_current
     WHERE l.status IN ('active', 'disputed')
-      AND (cardinality(m.subject_types) = 0 OR s.subject_type = ANY (m.subject_types)) {scope}
-    ON CONFLICT (listing_id, measure_id) DO UPDATE
-       SET ends_on = EXCLUDED.ends_on, starts_on = EXCLUDED.starts_on, lifted_at = NULL, lifted_reason = ''
-       WHERE lists_restriction.lifted_at IS NOT NULL OR lists_restriction.ends_on IS DISTINCT FROM EXCLUDED.ends_on
+      AND (cardinality(m.subject_types) = 0 OR s.subject_type = ANY (m.subject_types)) {scope_l}
 """
+
+_LIFT = """
+    UPDATE lists_restriction r SET lifted_at = now(), lifted_reason = %s
+    WHERE r.lifted_at IS NULL {scope_r}
+      AND NOT EXISTS (SELECT 1 FROM _desired d WHERE d.listing_id = r.listing_id AND d.measure_id = r.measure_id)
+"""
+
+_REVIVE = """
+    UPDATE lists_restriction r
+    SET starts_on = d.starts_on, ends_on = d.ends_on, lifted_at = NULL, lifted_reason = ''
+    FROM _desired d
+    WHERE r.listing_id = d.listing_id AND r.measure_id = d.measure_id
+      AND (r.lifted_at IS NOT NULL OR r.ends_on IS DISTINCT FROM d.ends_on)
+"""
+
+_ADD = """
+    INSERT INTO lists_restriction (subject_id, listing_id, measure_id, starts_on, ends_on, lifted_reason)
+    SELECT d.subject_id, d.listing_id, d.measure_id, d.starts_on, d.ends_on, ''
+    FROM _desired d
+    WHERE NOT EXISTS (SELECT 1 FROM lists_restriction x
+                      WHERE x.listing_id = d.listing_id AND x.measure_id = d.measure_id)
+    ON CONFLICT (listing_id, measure_id) DO NOTHING
+"""
+
+_COLLECT = (
+    "WITH touched AS ({statement} RETURNING {column}) INSERT INTO _measures_changed SELECT * FROM touched"
+)
 
 
 @dataclass
 class MeasuresResult:
     lifted: int
     derived: int
+    changes: int = 0
 
 
-def apply_measures(*, listing_ids: list[int] | None = None, reason: str = "listing_ended") -> MeasuresResult:
-    """Recompute restrictions for the given listings (all listings when None); idempotent."""
-    scope, params = ("", []) if listing_ids is None else ("AND l.id = ANY(%s)", [listing_ids])
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_LIFT.format(scope=scope), [reason, *params])
-        lifted = cursor.rowcount
-        cursor.execute(_DERIVE.format(scope=scope), params)
-        derived = cursor.rowcount
-    return MeasuresResult(lifted=lifted, derived=derived)
+def apply_measures(
+    *, listing_ids: list[int] | None = None, reason: str = "listing_ended", feed_reason: str | None = None
+) -> MeasuresResult:
+    """Recompute restrictions for the given listings (all listings when None); idempotent.
+
+    With `feed_reason` (a new catalogue edition, an operator's recompute), also append one
+    "modify" change per in-force listing whose restrictions changed, so integrators following
+    the feed learn that the measures in force for that subject changed. Without it, the caller
+    writes the feed itself (publish, expiry and repair already record the listing's change).
+    A new edition that keeps a measure carries its restrictions over unchanged and silently.
+    """
+    scoped = listing_ids is not None
+    scope_l, scope_r = ("AND l.id = ANY(%s)", "AND r.listing_id = ANY(%s)") if scoped else ("", "")
+    params = [listing_ids] if scoped else []
+    with transaction.atomic():
+        if feed_reason is not None:
+            # Feed lock first, as publishing does, so a recompute and a publish never deadlock.
+            lock_feed()
+        with connection.cursor() as cursor:
+            if not scoped:
+                cursor.execute("SET LOCAL work_mem = '256MB'")  # hash joins over millions of rows
+            cursor.execute(_TEMP_TABLES)
+            cursor.execute(_CARRY.format(scope_r=scope_r), params)
+            cursor.execute(_DESIRE.format(scope_l=scope_l), params)
+            cursor.execute("ANALYZE _desired")
+            counts = [
+                _run(cursor, _LIFT.format(scope_r=scope_r), [reason, *params], "r.listing_id", feed_reason),
+                _run(cursor, _REVIVE, [], "r.listing_id", feed_reason),
+                _run(cursor, _ADD, [], "listing_id", feed_reason),
+            ]
+        result = MeasuresResult(lifted=counts[0], derived=counts[1] + counts[2])
+        if feed_reason is not None:
+            result.changes = record_changes_sql(
+                "l.id IN (SELECT listing_id FROM _measures_changed) AND l.status IN ('active', 'disputed')",
+                [],
+                op="modify",
+                reason=feed_reason,
+            )
+    return result
+
+
+def _run(
+    cursor: CursorWrapper, statement: str, params: list[object], column: str, feed_reason: str | None
+) -> int:
+    """Execute one step; with a feed reason, keep the ids of the listings it touched."""
+    sql = statement if feed_reason is None else _COLLECT.format(statement=statement, column=column)
+    cursor.execute(sql, params)
+    return int(cursor.rowcount)

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from agencies.models import Agency
 
-from ..models import CatalogueEdition, CreditList, Measure
+from ..models import CatalogueEdition, CreditList, Listing, Measure
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -39,9 +39,23 @@ def load_reference(*, catalogue_path: Path | None = None) -> ReferenceSummary:
         ]
         edition, is_new = _load_edition(catalogue, hashlib.sha256(payload).hexdigest())
         measures = [_load_measure(edition, entry) for entry in catalogue["measures"]]
+        if is_new:
+            _recompute_on_commit()
     return ReferenceSummary(
         len(set(agency_by_list.values())), len(lists), len(measures), edition.code, is_new
     )
+
+
+def _recompute_on_commit() -> None:
+    """Recompute every listing's restrictions under the new edition, in the background, once committed.
+
+    The recompute writes one "modify" change (reason "catalogue") per in-force listing whose
+    measures changed, so integrators see the new edition's effect in the feed.
+    """
+    from ..tasks import apply_measures  # tasks import services: import at call time
+
+    if Listing.objects.in_force().exists():  # a fresh install has nothing to recompute
+        apply_measures.delay_on_commit(reason="catalogue", feed_reason="catalogue")
 
 
 def _load_agencies(owners: list[dict[str, Any]]) -> dict[str, Agency]:

@@ -90,3 +90,7 @@ def test_fifteen_digit_id_hashes_like_its_eighteen_digit_form() -> None:
 def test_minors_are_detected_on_the_decision_date() -> None:
     assert is_minor("44011320141005001X", on=dt.date(2026, 1, 1))
     assert not is_minor("44011320141005001X", on=dt.date(2032, 10, 5))
+
+
+def test_legacy_tax_numbers_may_end_in_a_letter() -> None:
+    assert classify_identifier("36072359378986X", expect="organisation").kind == LEGACY_REG

@@ -1,6 +1,7 @@
 """scripts/stack.py: the embedded PostgreSQL and Redis behind `make run` and `make test`."""
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -39,13 +40,6 @@ def is_running(pid: int) -> bool:
     return stack.proc_start_time(pid) is not None
 
 
-def test_database_url_gives_django_the_socket_folder_and_the_portal_database():
-    config = dj_database_url.parse(stack.database_url(Path("/srv/xinyong/var/pg")))
-    assert config["HOST"] == "/srv/xinyong/var/pg"
-    assert config["NAME"] == "xinyong"
-    assert config["USER"] == "postgres"
-
-
 def test_users_that_died_without_leaving_are_forgotten(tmp_path):
     embedded = stack.Embedded(tmp_path)
     dead = subprocess.Popen(["true"])
@@ -61,18 +55,13 @@ def test_a_stale_postmaster_pid_file_is_removed(tmp_path):
     embedded = stack.Embedded(tmp_path)
     embedded.pg_dir.mkdir()
     # A crash left the file behind and the PID now belongs to something else (here: us).
-    (embedded.pg_dir / "postmaster.pid").write_text(f"{os.getpid()}\n{embedded.pg_dir}\n")
-    assert embedded.postmaster_pid() is None
+    (embedded.pg_dir / "postmaster.pid").write_text(f"{os.getpid()}\n{embedded.pg_dir}\n1\n5432\n")
+    assert embedded.postmaster() is None
     assert not (embedded.pg_dir / "postmaster.pid").exists()
 
 
 def test_redis_info_is_empty_when_nothing_answers():
     assert stack.redis_info(stack.free_port()) == {}
-
-
-def test_management_commands_are_found_by_their_files():
-    assert stack.has_command("load_reference")
-    assert not stack.has_command("no_such_command")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +73,8 @@ def data_dir(tmp_path_factory):
 def test_services_start_answer_and_stop_with_their_last_user(data_dir):
     with stack.services({}, redis_db=3, data_dir=data_dir) as env:
         config = dj_database_url.parse(env["DATABASE_URL"])
-        with psycopg.connect(host=config["HOST"], user="postgres", dbname=config["NAME"]) as conn:
+        assert (config["HOST"], config["NAME"], config["USER"]) == ("127.0.0.1", "xinyong", "postgres")
+        with psycopg.connect(env["DATABASE_URL"]) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("xinyong",)
         assert env["REDIS_URL"].endswith("/3")
         assert redis.Redis.from_url(env["REDIS_URL"]).ping()
@@ -98,7 +88,7 @@ def test_services_start_answer_and_stop_with_their_last_user(data_dir):
         )
         assert env["DATABASE_URL"] in other.stdout.splitlines()
         assert redis.Redis.from_url(env["REDIS_URL"]).ping()
-        postgres_pid = stack.Embedded(data_dir).postmaster_pid()
+        postgres_pid = stack.Embedded(data_dir).postmaster()[0]
         redis_pid = int(redis.Redis.from_url(env["REDIS_URL"]).info("server")["process_id"])
     assert postgres_pid and not is_running(postgres_pid)
     assert not is_running(redis_pid)
@@ -119,13 +109,15 @@ def test_servers_left_by_a_killed_user_are_taken_over_and_stopped(data_dir):
         line = holder.stdout.readline()
         assert line, "stack.py services exited early"
         exports += line.startswith("export ")
-    postgres_pid = stack.Embedded(data_dir).postmaster_pid()
+    postgres_pid = stack.Embedded(data_dir).postmaster()[0]
+    redis_pid = json.loads((data_dir / "stack.json").read_text())["redis_pid"]
     holder.send_signal(signal.SIGKILL)  # no chance to clean up
     holder.wait()
-    assert postgres_pid and is_running(postgres_pid)
+    assert is_running(postgres_pid) and is_running(redis_pid)
 
     subprocess.run([sys.executable, STACK_PATH, "exec", "true"], env=stack_env(data_dir), check=True)
     deadline = time.monotonic() + 10
-    while is_running(postgres_pid) and time.monotonic() < deadline:
+    while (is_running(postgres_pid) or is_running(redis_pid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not is_running(postgres_pid)
+    assert not is_running(redis_pid)

@@ -1,0 +1,168 @@
+"""Measure the batch pipeline on one big snapshot file: validate+diff, publish, re-upload.
+
+    createdb -h 127.0.0.1 -U postgres xy_ingest_bench
+    export DATABASE_URL=postgres://postgres@127.0.0.1:5432/xy_ingest_bench DJANGO_DEBUG=1
+    .venv/bin/python manage.py migrate --run-syncdb && .venv/bin/python manage.py load_reference
+    .venv/bin/python bench/ingest.py --rows 1000000
+
+It empties the published tables of the bench database first (it refuses any database whose
+name does not contain "bench") and writes its results into docs/benchmarks.md between the
+`<!-- ingest:start -->` and `<!-- ingest:end -->` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from stdnum.cn import uscc  # noqa: E402
+
+from lists import tasks  # noqa: E402
+from lists.models import Batch, CreditList, Listing  # noqa: E402
+from lists.services import batches  # noqa: E402
+from lists.services.batches.publishing import INLINE_MEASURES_MAX  # noqa: E402
+
+START, END = "<!-- ingest:start -->", "<!-- ingest:end -->"
+TABLES = "lists_change, lists_restriction, lists_listing, lists_subjectname, lists_subject, lists_batchrow, lists_batch"
+
+
+def make_file(path: Path, rows: int) -> None:
+    """Write a snapshot CSV of `rows` distinct legal persons with valid codes."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write("名称,统一社会信用代码,文书号,列入原因,决定日期,行政区划代码\n")
+        for i in range(rows):
+            body = f"91110000{i:09d}"
+            out.write(
+                f"北京测试{i}科技有限公司,{body}{uscc.calc_check_digit(body)},税稽罚〔2024〕{i}号,"
+                f"虚开增值税专用发票,2024-{i % 12 + 1:02d}-{i % 28 + 1:02d},110105\n"
+            )
+
+
+def peak_rss_mb() -> float:
+    """Return the peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_database() -> None:
+    name = connection.settings_dict["NAME"]
+    if "bench" not in name:
+        raise SystemExit(f"refusing to empty database {name!r}: its name must contain 'bench'")
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")  # noqa: S608
+
+
+def timed(label: str, results: dict[str, tuple[float, float]], fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    value = fn(*args, **kwargs)
+    results[label] = (time.perf_counter() - started, peak_rss_mb())
+    print(f"{label}: {results[label][0]:.1f} s, peak RSS {results[label][1]:.0f} MB", flush=True)
+    return value
+
+
+def upload(credit_list: CreditList, payload: bytes) -> Batch:
+    return batches.receive_batch(
+        credit_list=credit_list,
+        payload=payload,
+        filename="bench.csv",
+        mode="snapshot",
+        origin="command",
+        actor="bench",
+    )
+
+
+def run(rows: int, list_code: str, workdir: Path) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+    # No worker in a benchmark: the service is called directly, as the task would.
+    tasks.process_batch.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    tasks.apply_batch_measures.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    reset_database()
+    credit_list = CreditList.objects.get(code=list_code)
+    path = workdir / f"ingest-{rows}.csv"
+    make_file(path, rows)
+    payload = path.read_bytes()
+    results: dict[str, tuple[float, float]] = {}
+    first = upload(credit_list, payload)
+    first = timed(
+        "validate + diff (first upload, all new)", results, batches.process_batch, batch_id=first.pk
+    )
+    assert first.counts["add"] == rows, first.counts
+    timed("publish", results, batches.publish_batch, batch_id=first.pk, waived_by="bench/ingest.py")
+    if rows > INLINE_MEASURES_MAX:
+        timed(
+            "restrictions (apply_batch_measures task, after commit)",
+            results,
+            tasks.apply_batch_measures,
+            first.pk,
+        )
+    again = upload(credit_list, payload)
+    again = timed(
+        "second upload of the same file (validate + diff)", results, batches.process_batch, batch_id=again.pk
+    )
+    assert again.counts["unchanged"] == rows, again.counts
+    facts = {
+        "rows": rows,
+        "bytes": len(payload),
+        "listings": Listing.objects.filter(credit_list=credit_list).count(),
+    }
+    return results, facts
+
+
+def write_results(results: dict[str, tuple[float, float]], facts: dict[str, int], list_code: str) -> None:
+    lines = [
+        START,
+        "## Ingest: one snapshot file through the batch pipeline",
+        "",
+        f"`bench/ingest.py --rows {facts['rows']}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, list `{list_code}`, "
+        f"a {facts['bytes'] / 1048576:.0f} MB UTF-8 CSV of {facts['rows']:,} legal persons; PostgreSQL on the same "
+        "2-core machine, **shared with other people's test runs while measuring** (times are pessimistic and noisy).",
+        "",
+        "| step | time | peak RSS of the process so far |",
+        "|---|---:|---:|",
+        *[f"| {label} | {sec:.1f} s | {rss:.0f} MB |" for label, (sec, rss) in results.items()],
+        "",
+        f"Published listings afterwards: {facts['listings']:,}. Targets: validate+diff ≤ 60 s, publish ≤ 30 s, "
+        "re-upload ≤ 30 s, peak memory ≤ 1 GB (for 1,000,000 rows).",
+        END,
+    ]
+    doc = ROOT / "docs" / "benchmarks.md"
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
+    section = "\n".join(lines)
+    if START in text and END in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    doc.parent.mkdir(exist_ok=True)
+    doc.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--list", default="TAX_MAJOR_VIOLATION")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    results, facts = run(args.rows, args.list, args.workdir)
+    if not args.no_write:
+        write_results(results, facts, args.list)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,511 @@
+"""Search subjects by identifier or name, with filters and capped facets over their listings.
+
+One search runs a fixed number of SQL statements whatever the result size: the statement timeout,
+one identifier lookup (identifier-shaped queries only), one candidate query (a UNION ALL of
+match tiers over `lists_subjectname`, each with its own LIMIT), one typo query (only when nothing
+matched), one facet query and one query for the subjects of the page. Counts are capped at
+`CAP` matching subjects, because exact counts of common fragments cost about a second
+(../shared/reference/search-baseline.md §4.5). No PostgreSQL extension is needed.
+
+Tiers, best first (the score is the tier plus a small bonus for shorter names):
+identifier 1000; exact full name 900; exact alias / former / English name 800; the name without
+region and legal form 700; name prefix, full pinyin, English prefix 600-650; fragment 500;
+pinyin or initials prefix 450-550; fragment of the core 400; one-character typo 300.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from functools import cache
+
+from django.db import OperationalError, connection, transaction
+from django.db.models import Q
+from stdnum import numdb
+
+from lists.identifiers import PERSON_ID, classify_identifier, compact_identifier, person_id_hash
+from lists.models import CreditList, Listing, Subject, SubjectType
+from lists.search.regions import region_names
+from lists.search.text import QueryForms, cjk_bigrams, query_forms
+from lists.search.words import BRANCH_WORDS, INDUSTRY_WORDS, LEGAL_WORDS
+
+CAP = 500  # matching subjects counted, faceted and ranked at most (shown as 500+)
+STATEMENT_TIMEOUT_MS = 2000
+MAX_QUERY_CHARS = 100
+MAX_PER_PAGE = 100
+MAX_GIN_BIGRAMS = 4  # strpos rechecks the rest; more posting lists only cost time
+TYPO_MIN_CHARS = 4
+COMMON_SHARE = 0.005  # a bigram in more name rows than this is common (pg_stats)
+COMMON_ROWS = 5000  # … and in at least this many
+STATS_TTL_SECONDS = 600
+TYPO_RARE_WEIGHT = 0.2  # typo candidates come from bigrams in under 0.1 % of the name rows
+MIN_INITIALS_PREFIX = 3
+STATUSES = {
+    "active": list(Listing.IN_FORCE),
+    "expired": [Listing.Status.EXPIRED],
+    "repaired": [Listing.Status.REPAIRED],
+    "all": None,
+}
+FACETS = ("lists", "agencies", "kinds", "subject_types", "regions", "status")
+FEATURES = ("identifier", "exact_name", "alias", "former", "english", "pinyin", "fragment", "fuzzy")
+
+_IDENTIFIER_SHAPE = re.compile(r"^[0-9A-Z]{9}$|^[0-9A-Z]{15}$|^[0-9A-Z]{18}$")
+_HAS_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_REGION_PREFIX = re.compile(r"^\d{2}(?:\d{2}){0,2}$")
+_KIND_FEATURE = {"name": "fragment", "alias": "alias", "former": "former", "en": "english"}
+_EXACT_FEATURE = {"name": "exact_name", "alias": "alias", "former": "former", "en": "english"}
+
+
+@dataclass
+class SearchFilters:
+    lists: list[str] = field(default_factory=list)  # credit list codes
+    agencies: list[str] = field(default_factory=list)  # agency codes
+    kinds: list[str] = field(default_factory=list)  # CreditList.Kind values
+    subject_types: list[str] = field(default_factory=list)  # SubjectType values
+    regions: list[str] = field(default_factory=list)  # division code prefixes: 2, 4 or 6 digits
+    status: str = "active"  # active | expired | repaired | all
+
+
+@dataclass
+class SearchHit:
+    subject: Subject
+    score: float
+    matched: list[str]  # FEATURES that matched, best first
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    total: int
+    total_is_capped: bool
+    identifier_match: Subject | None
+    facets: dict[str, list[tuple[str, str, int]]]  # facet -> [(value, label, count)]
+    too_broad: bool = False  # only legal-form or region words: ask for more characters
+    timed_out: bool = False  # hit the statement timeout: ask for a narrower query
+
+
+@dataclass
+class _Match:
+    subject_id: int
+    score: float
+    matched: list[str]
+
+
+def search_subjects(
+    q: str, *, filters: SearchFilters | None = None, page: int = 1, per_page: int = 20
+) -> SearchResult:
+    """Return the page of subjects matching an identifier or name query, best first."""
+    filters = filters or SearchFilters()
+    if filters.status not in STATUSES:
+        raise ValueError(f"unknown status filter {filters.status!r}")
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    text = (q or "").strip()[:MAX_QUERY_CHARS]
+    if not text:
+        return _empty()
+    lookup = _identifier_lookup(text)
+    if lookup is not None:
+        # One unique-index lookup: no transaction or timeout needed. Filters do not apply: an
+        # identifier names one subject, and the page goes straight to it.
+        subject = Subject.objects.filter(lookup).order_by("pk").first()
+        if subject is not None:
+            hit = SearchHit(subject=subject, score=1000.0, matched=["identifier"])
+            return SearchResult(
+                hits=[hit] if page == 1 else [],
+                total=1,
+                total_is_capped=False,
+                identifier_match=subject,
+                facets=_no_facets(),
+            )
+        if _is_person_id(text):
+            return _empty()  # never search names with an ID number
+    forms = query_forms(text)
+    if forms.is_too_broad:
+        return _empty(too_broad=True)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # One statement for both settings; JIT only costs time on these short queries.
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true), set_config('jit', 'off', true)",
+                [str(int(STATEMENT_TIMEOUT_MS))],
+            )
+            return _search(cursor, forms, filters, page, per_page)
+    except OperationalError as exc:
+        if type(exc.__cause__).__name__ == "QueryCanceled":
+            return _empty(timed_out=True)
+        raise
+
+
+def _empty(**flags: bool) -> SearchResult:
+    return SearchResult(
+        hits=[], total=0, total_is_capped=False, identifier_match=None, facets=_no_facets(), **flags
+    )
+
+
+def _no_facets() -> dict[str, list[tuple[str, str, int]]]:
+    return {name: [] for name in FACETS}
+
+
+def _search(cursor, forms: QueryForms, filters: SearchFilters, page: int, per_page: int) -> SearchResult:  # type: ignore[no-untyped-def]
+    matches = _name_matches(cursor, forms, filters)
+    if not matches and len(forms.normalized) >= TYPO_MIN_CHARS and _HAS_CJK.search(forms.normalized):
+        matches = _typo_matches(cursor, forms, filters)
+    ids = [m.subject_id for m in matches]
+    facets = _facets(cursor, ids, filters)
+    window = matches[(page - 1) * per_page : page * per_page]
+    subjects = Subject.objects.in_bulk([m.subject_id for m in window])
+    hits = [SearchHit(subjects[m.subject_id], m.score, m.matched) for m in window if m.subject_id in subjects]
+    return SearchResult(
+        hits=hits,
+        total=len(matches),
+        total_is_capped=len(matches) >= CAP,
+        identifier_match=None,
+        facets=facets,
+    )
+
+
+# --- identifiers -----------------------------------------------------------------------------
+
+
+def _identifier_lookup(text: str) -> Q | None:
+    """Return the Subject filter for an identifier-shaped query, or None for a name."""
+    value = compact_identifier(text)
+    if not _IDENTIFIER_SHAPE.match(value) or not any(c.isdigit() for c in value):
+        return None
+    kind = classify_identifier(value).kind
+    if kind == PERSON_ID:
+        # Only the keyed hash goes to the database; a 15-digit number may also be a legacy one.
+        lookup = Q(person_id_hash=person_id_hash(value))
+        return lookup | Q(legacy_ids__contains=[value]) if len(value) == 15 else lookup
+    if len(value) == 18:
+        return Q(uscc=value)
+    if len(value) == 15:
+        return Q(legacy_ids__contains=[value])
+    return Q(org_code=value)
+
+
+def _is_person_id(text: str) -> bool:
+    value = compact_identifier(text)
+    return bool(_IDENTIFIER_SHAPE.match(value)) and classify_identifier(value).kind == PERSON_ID
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Match]:  # type: ignore[no-untyped-def]
+    """Return up to CAP matching subjects, best first, from one UNION ALL over the match tiers."""
+    where, where_params = _filter_sql(filters, "sn.subject_id")
+    branches: list[tuple[str, list[object]]] = []
+
+    def add(score_sql: str, feature_sql: str, condition: str, params: list[object]) -> None:
+        branches.append(
+            (
+                f"(SELECT sn.subject_id, {score_sql} AS tier, {feature_sql} AS feature, "  # noqa: S608
+                f"length(sn.normalized) AS len FROM lists_subjectname sn "
+                f"WHERE {condition}{where} LIMIT {CAP})",
+                params + where_params,
+            )
+        )
+
+    exact_feature = _case_kind(_EXACT_FEATURE)
+    kind_feature = _case_kind(_KIND_FEATURE)
+    add(
+        "CASE sn.kind WHEN 'name' THEN 900 ELSE 800 END",
+        exact_feature,
+        "sn.normalized = %s",
+        [forms.normalized],
+    )
+    if forms.core and forms.core != forms.normalized:
+        add("700", kind_feature, "sn.core = %s", [forms.core])
+    elif forms.core:
+        add("700", kind_feature, "sn.core = %s AND sn.kind = 'name'", [forms.core])
+    if forms.latin:
+        add("800", "'english'", "sn.latin = %s AND sn.kind = 'en'", [forms.latin])
+        add(
+            "CASE WHEN sn.latin LIKE %s THEN 600 ELSE 500 END",
+            "'english'",
+            f"{_LATIN_VECTOR} @@ to_tsquery('simple', %s)",
+            [_like_prefix(forms.latin), _words_tsquery(forms.latin)],
+        )
+    # Latin letters pair up with almost every name (ba, an, ng): a Latin query goes by its words
+    # (English names, the Latin brand of a Chinese name) and by pinyin instead.
+    weights = _bigram_weights(cursor)
+    fragment = _gin_tsquery(forms.bigrams, weights) if _HAS_CJK.search(forms.normalized) else ""
+    if fragment:
+        add(
+            "CASE WHEN strpos(sn.normalized, %s) = 1 THEN 600 ELSE 500 END",
+            kind_feature,
+            "sn.search_vector @@ to_tsquery('simple', %s) AND strpos(sn.normalized, %s) > 0",
+            [forms.normalized, fragment, forms.normalized],
+        )
+    core_fragment = _gin_tsquery(forms.core_bigrams, weights) if fragment else ""
+    if core_fragment:
+        add(
+            "400",
+            kind_feature,
+            "sn.search_vector @@ to_tsquery('simple', %s) AND strpos(sn.core, %s) > 0",
+            [core_fragment, forms.core],
+        )
+    for spelled in forms.pinyin:
+        add(
+            "CASE WHEN sn.pinyin = %s THEN 650 ELSE 550 END",
+            "'pinyin'",
+            "sn.pinyin LIKE %s",
+            [spelled, _like_prefix(spelled)],
+        )
+    for initials in forms.initials:
+        if len(initials) < MIN_INITIALS_PREFIX:  # "bh" would start every tenth name
+            add("550", "'pinyin'", "sn.initials = %s", [initials])
+            continue
+        add(
+            "CASE WHEN sn.initials = %s THEN 550 ELSE 450 END",
+            "'pinyin'",
+            "sn.initials LIKE %s",
+            [initials, _like_prefix(initials)],
+        )
+    return _run_ranked(cursor, branches)
+
+
+def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Match]:  # type: ignore[no-untyped-def]
+    """Return subjects whose name is one character away from the query (substitution, insertion, deletion).
+
+    A typo at character i spoils at most the two query bigrams around it, so the intended name
+    holds every other one. The candidates are an OR over the typo positions of the AND of the
+    bigrams it leaves intact, using only the rarer bigrams when there are enough of them (so that
+    有限, 公司 or 科技 never read half the index), then ranked by how many query bigrams they hold.
+    """
+    # The whole query, not its core: the bigram joining region and trade name (州振 in 杭州振华)
+    # is often the rarest one left when a short trade name has a typo.
+    source = forms.normalized
+    bigrams = cjk_bigrams(source).split()
+    unique = list(dict.fromkeys(bigrams))
+    if len(bigrams) < 3:
+        return []
+    weights = _bigram_weights(cursor)
+    rare = [j for j, b in enumerate(bigrams) if weights.get(b, 0) < TYPO_RARE_WEIGHT]
+    if not rare:
+        return []  # only common words left (房地产开发有限公司): any guess would be arbitrary
+    if len(rare) >= 3:
+        alternatives = {
+            tuple(sorted({bigrams[j] for j in rare if j not in (i - 1, i)})) for i in range(len(bigrams) + 1)
+        }
+    else:  # the typo may have spoiled all but one of them
+        alternatives = {(bigrams[j],) for j in rare}
+    tsquery = " | ".join(
+        "(" + " & ".join(map(_quote_token, alt)) + ")" for alt in sorted(alternatives) if alt
+    )
+    held = " + ".join(["(sn.search_vector @@ to_tsquery('simple', %s))::int"] * len(unique))
+    where, where_params = _filter_sql(filters, "sn.subject_id")
+    need = len(unique) - 2
+    sql = f"""
+        SELECT c.subject_id, 300 + 100.0 * c.held / %s AS tier, 'fuzzy' AS feature,
+               abs(c.len - %s) AS len
+        FROM (SELECT sn.subject_id, length(sn.normalized) AS len, {held} AS held
+              FROM lists_subjectname sn
+              WHERE sn.search_vector @@ to_tsquery('simple', %s) AND {held} >= %s{where}
+              LIMIT {CAP}) c
+    """  # noqa: S608 - only placeholders and fixed SQL are interpolated
+    tokens = [_quote_token(b) for b in unique]
+    params = [len(unique), len(source), *tokens, tsquery, *tokens, need, *where_params]
+    return _run_ranked(cursor, [(f"({sql})", params)])
+
+
+def _run_ranked(cursor, branches: list[tuple[str, list[object]]]) -> list[_Match]:  # type: ignore[no-untyped-def]
+    """Run the union of branches and keep each subject's best tier, best subjects first."""
+    union = " UNION ALL ".join(sql for sql, _ in branches)
+    params = [p for _, branch_params in branches for p in branch_params]
+    cursor.execute(
+        f"""
+        SELECT m.subject_id, max(m.tier) AS tier,
+               (array_agg(m.len ORDER BY m.tier DESC, m.len))[1] AS len,
+               array_agg(m.feature ORDER BY m.tier DESC, m.len) AS features
+        FROM ({union}) m
+        GROUP BY m.subject_id
+        ORDER BY 2 DESC, 3, 1
+        LIMIT {CAP}
+        """,  # noqa: S608 - the branches are fixed SQL with placeholders
+        params,
+    )
+    return [
+        _Match(subject_id, float(tier) + 1.0 / (2 + float(length)), list(dict.fromkeys(features)))
+        for subject_id, tier, length, features in cursor.fetchall()
+    ]
+
+
+# Exactly the expression of the subjectname_latin_words index, or the planner cannot use it.
+_LATIN_VECTOR = "to_tsvector('simple'::regconfig, (COALESCE(sn.latin, ''::character varying))::text)"
+
+
+def _case_kind(features: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN '{kind}' THEN '{feature}'" for kind, feature in features.items())
+    return f"CASE sn.kind {whens} END"
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _quote_token(token: str) -> str:
+    """Return a tsquery operand for one token, quoted so that no operator character survives."""
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _words_tsquery(latin: str) -> str:
+    """Return "'ping' & 'an' & 'ba':*": every word, the last one possibly unfinished."""
+    words = [_quote_token(w) for w in latin.split()]
+    words[-1] += ":*"
+    return " & ".join(words)
+
+
+def _gin_tsquery(bigrams: str, weights: dict[str, float]) -> str:
+    """Return an AND tsquery over the rarest few query bigrams (strpos rechecks the whole query)."""
+    unique = list(dict.fromkeys(bigrams.split()))
+    if not unique:
+        return ""
+    ranked = sorted(unique, key=lambda b: weights.get(b, 0))  # stable: keeps query order on ties
+    return " & ".join(_quote_token(b) for b in ranked[:MAX_GIN_BIGRAMS])
+
+
+_stats: tuple[float, dict[str, float]] = (0.0, {})
+
+
+def _bigram_weights(cursor) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Return how common bigrams are; 1 or more is common.
+
+    Legal forms, places and industry words are always common; so is any bigram in more than
+    COMMON_SHARE and COMMON_ROWS of the name rows by the planner statistics (refreshed every STATS_TTL_SECONDS).
+    """
+    global _stats
+    expires, weights = _stats
+    if time.monotonic() < expires:
+        return weights
+    cursor.execute(
+        """
+        SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples
+        FROM pg_stats s JOIN pg_class c ON c.oid = 'lists_subjectname'::regclass
+        WHERE s.schemaname = current_schema() AND s.tablename = 'lists_subjectname'
+          AND s.attname = 'search_vector'
+        """
+    )
+    bigrams, shares, rows = cursor.fetchone() or ([], [], 0)
+    weights = dict(_static_weights())
+    # In a small table every bigram has a large share; only many rows make one costly.
+    scale = 1 / max(COMMON_SHARE, COMMON_ROWS / max(rows, 1))
+    for bigram, share in zip(bigrams or [], shares or [], strict=False):
+        weights[bigram] = max(weights.get(bigram, 0), share * scale)
+    _stats = (time.monotonic() + STATS_TTL_SECONDS, weights)
+    return weights
+
+
+@cache
+def _static_weights() -> dict[str, float]:
+    """Return bigrams that occur in most names (legal forms 2, places and industries 1)."""
+    places = (name for name in region_names() if len(name) <= 4)
+    common = {b: 1.0 for word in (*INDUSTRY_WORDS, *places) for b in cjk_bigrams(word).split()}
+    common.update({b: 2.0 for word in LEGAL_WORDS | BRANCH_WORDS for b in cjk_bigrams(word).split()})
+    return common
+
+
+# --- filters and facets ----------------------------------------------------------------------
+
+
+def _filter_sql(filters: SearchFilters, subject_column: str) -> tuple[str, list[object]]:
+    """Return " AND …" conditions on a subject id column for the filters, and their parameters."""
+    sql, params = "", []
+    statuses = STATUSES[filters.status]
+    list_conditions, list_params = [], []
+    if filters.lists:
+        list_conditions.append("cl.code = ANY(%s)")
+        list_params.append(list(filters.lists))
+    if filters.agencies:
+        list_conditions.append("cl.agency_id IN (SELECT a.id FROM agencies_agency a WHERE a.code = ANY(%s))")
+        list_params.append(list(filters.agencies))
+    if filters.kinds:
+        list_conditions.append("cl.kind = ANY(%s)")
+        list_params.append(list(filters.kinds))
+    if statuses is not None or list_conditions:
+        sql += f" AND EXISTS (SELECT 1 FROM lists_listing l WHERE l.subject_id = {subject_column}"  # noqa: S608
+        if statuses is not None:
+            sql += " AND l.status = ANY(%s)"
+            params.append([str(s) for s in statuses])
+        if list_conditions:
+            sql += " AND l.credit_list_id IN (SELECT cl.id FROM lists_creditlist cl WHERE "
+            sql += " AND ".join(list_conditions) + ")"
+            params += list_params
+        sql += ")"
+    regions = [r for r in filters.regions if _REGION_PREFIX.match(r)]
+    if filters.subject_types or filters.regions:
+        sql += f" AND EXISTS (SELECT 1 FROM lists_subject s WHERE s.id = {subject_column}"  # noqa: S608
+        if filters.subject_types:
+            sql += " AND s.subject_type = ANY(%s)"
+            params.append(list(filters.subject_types))
+        if filters.regions:
+            sql += " AND s.region_code LIKE ANY(%s)"
+            params.append([r + "%" for r in regions] or ["-"])  # only malformed prefixes: no match
+        sql += ")"
+    return sql, params
+
+
+def _facets(cursor, ids: list[int], filters: SearchFilters) -> dict[str, list[tuple[str, str, int]]]:  # type: ignore[no-untyped-def]
+    """Return counts of matching subjects per list, agency, kind, subject type, region and status."""
+    facets = _no_facets()
+    if not ids:
+        return facets
+    statuses = STATUSES[filters.status]
+    status_sql = " AND l.status = ANY(%(statuses)s)" if statuses is not None else ""
+    region_digits = min(
+        6, 2 + 2 * max((len(r) // 2 for r in filters.regions if _REGION_PREFIX.match(r)), default=0)
+    )
+    cursor.execute(
+        f"""
+        WITH l AS (
+            SELECT l.subject_id, l.status, cl.code, cl.name_zh, cl.kind, a.code AS agency, a.name_zh AS agency_name
+            FROM lists_listing l
+            JOIN lists_creditlist cl ON cl.id = l.credit_list_id
+            JOIN agencies_agency a ON a.id = cl.agency_id
+            WHERE l.subject_id = ANY(%(ids)s)
+        ), f AS (SELECT * FROM l WHERE TRUE{status_sql}),
+        s AS (SELECT id, subject_type, region_code FROM lists_subject WHERE id = ANY(%(ids)s))
+        SELECT 'lists', code, max(name_zh), count(DISTINCT subject_id) FROM f GROUP BY code
+        UNION ALL SELECT 'agencies', agency, max(agency_name), count(DISTINCT subject_id) FROM f GROUP BY agency
+        UNION ALL SELECT 'kinds', kind, '', count(DISTINCT subject_id) FROM f GROUP BY kind
+        UNION ALL SELECT 'subject_types', subject_type, '', count(*) FROM s GROUP BY subject_type
+        UNION ALL SELECT 'regions', left(region_code, %(digits)s), '', count(*) FROM s
+            WHERE length(region_code) >= %(digits)s GROUP BY 2
+        UNION ALL SELECT 'status', CASE WHEN status IN ('active', 'disputed') THEN 'active' ELSE status END,
+            '', count(DISTINCT subject_id) FROM l WHERE status IN ('active', 'disputed', 'expired', 'repaired')
+            GROUP BY 2
+        """,  # noqa: S608 - only fixed SQL is interpolated
+        {"ids": ids, "statuses": [str(s) for s in statuses or []], "digits": region_digits},
+    )
+    for facet, value, label, count in cursor.fetchall():
+        facets[facet].append((value, label or _label(facet, value), count))
+    for values in facets.values():
+        values.sort(key=lambda v: (-v[2], v[0]))
+    return facets
+
+
+def _label(facet: str, value: str) -> str:
+    if facet == "kinds":
+        return str(dict(CreditList.Kind.choices).get(value, value))
+    if facet == "subject_types":
+        return str(dict(SubjectType.choices).get(value, value))
+    if facet == "status":
+        return str(
+            {"active": Listing.Status.ACTIVE.label}.get(value, dict(Listing.Status.choices).get(value, value))
+        )
+    if facet == "regions":
+        return region_label(value)
+    return value
+
+
+@cache
+def region_label(prefix: str) -> str:
+    """Return the name of the division a 2-, 4- or 6-digit code prefix stands for (广东省, 深圳市)."""
+    code = prefix.ljust(6, "0")
+    names = [
+        props.get("province") or props.get("county") or "" for _, props in numdb.get("cn/loc").info(code)
+    ]
+    names = [re.sub(r"\[[^\]]*\]", "", n.split(",")[-1]).strip() for n in names if n]
+    return (names[len(prefix) // 2 - 1] if len(names) >= len(prefix) // 2 else "".join(names)) or prefix

@@ -1,0 +1,22 @@
+"""The batch pipeline: receive, validate and diff, publish, reject, roll back.
+
+receive_batch → (task) process_batch → publish_batch → rollback_batch
+                                     ↘ reject_batch
+"""
+
+from .processing import BatchError, confirm_mapping, process_batch, receive_batch, reject_batch
+from .publishing import check_approver, publish_batch
+from .rollback import rollback_batch
+from .staging import list_schema
+
+__all__ = [
+    "BatchError",
+    "check_approver",
+    "confirm_mapping",
+    "list_schema",
+    "process_batch",
+    "publish_batch",
+    "receive_batch",
+    "reject_batch",
+    "rollback_batch",
+]

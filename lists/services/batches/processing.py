@@ -1,0 +1,275 @@
+"""Receive an upload, then validate and diff it in the background."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.utils import timezone
+
+from agencies.models import ApiKey
+from agencies.services import record_event
+
+from ...importers import HeaderMapping, ImportRejected, detect_format, map_file_headers, parse
+from ...importers.decoding import detect_encoding
+from ...models import Batch, BatchRow, CreditList
+from .diffing import compute_diff, insert_matched
+from .staging import RowStager, analyze, chunks, copy_rows, list_schema
+
+PROGRESS_EVERY = 5_000
+# Parsed rows are COPYed here first, then enter lists_batchrow matched in one INSERT.
+_STAGING_TABLE = """
+    DROP TABLE IF EXISTS _staged;
+    CREATE TEMP TABLE _staged AS SELECT * FROM lists_batchrow WITH NO DATA;
+"""
+_UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+
+
+class BatchError(Exception):
+    """An operation on a batch was refused; the message says why, for the person who asked."""
+
+
+def receive_batch(
+    *,
+    credit_list: CreditList,
+    payload: bytes,
+    filename: str,
+    mode: str,
+    origin: str,
+    actor: Any = None,
+    api_key: ApiKey | None = None,
+    file_format: str | None = None,
+    header_overrides: dict[str, str | None] | None = None,
+    ip_address: str | None = None,
+) -> Batch:
+    """Store an uploaded file as a new batch and enqueue its validation."""
+    limit = settings.UPLOAD_MAX_BYTES
+    if len(payload) > limit:
+        raise BatchError(f"the file is {_mb(len(payload))}; files of at most {_mb(limit)} are accepted")
+    if mode not in Batch.Mode.values:
+        raise BatchError(f"unknown mode '{mode}'; use snapshot or incremental")
+    sha256 = hashlib.sha256(payload).hexdigest()
+    with transaction.atomic():
+        batch = Batch(
+            credit_list=credit_list,
+            origin=origin,
+            mode=mode,
+            original_filename=filename[:255],
+            file_size=len(payload),
+            sha256=sha256,
+            file_format=file_format or "",
+            header_mapping={"overrides": header_overrides or {}, "confirmed": bool(header_overrides)},
+            uploaded_by=actor if getattr(actor, "is_authenticated", False) else None,
+            api_key=api_key,
+        )
+        batch.raw_file.save(f"{sha256[:16]}-{_safe_name(filename)}", ContentFile(payload), save=False)
+        batch.save()
+        _audit("batch.receive", batch, actor, ip_address, {"sha256": sha256, "size": len(payload)})
+        from ... import tasks  # the tasks module imports the services: import it late
+
+        tasks.process_batch.delay_on_commit(batch.pk)
+    return batch
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def _safe_name(filename: str) -> str:
+    name = _UNSAFE_NAME.sub("_", filename.rsplit("/", 1)[-1])[-80:]
+    return name or "upload"
+
+
+def _audit(
+    action: str, batch: Batch, actor: Any, ip: str | None, detail: dict[str, Any] | None = None
+) -> None:
+    label = "" if getattr(actor, "is_authenticated", False) else str(actor or "")
+    record_event(
+        action=action,
+        actor=actor,
+        actor_label=label,
+        target=batch,
+        agency=batch.credit_list.agency,
+        detail={"list": batch.credit_list.code, **(detail or {})},
+        ip_address=ip,
+    )
+
+
+def process_batch(*, batch_id: int) -> Batch:
+    """Parse, validate and diff a received batch; safe to run again on the same batch."""
+    batch = Batch.objects.select_related("credit_list__agency").get(pk=batch_id)
+    if batch.status not in (Batch.Status.RECEIVED, Batch.Status.PROCESSING, Batch.Status.NEEDS_MAPPING):
+        return batch
+    _progress(batch, 1, "reading the file", status=Batch.Status.PROCESSING)
+    BatchRow.objects.filter(batch=batch).delete()
+    batch.raw_file.open("rb")
+    try:
+        payload = batch.raw_file.read()
+    finally:
+        batch.raw_file.close()
+    try:
+        same_file = _same_file_today(batch, batch.file_format or detect_format(payload))
+        if same_file is not None:
+            last_line, uncertain = _clone_rows(batch, same_file), _uncertain(same_file.header_mapping)
+        else:
+            last_line, mapping = _stage(batch, payload)
+            uncertain = bool(mapping.uncertain)
+    except ImportRejected as exc:
+        BatchRow.objects.filter(batch=batch).delete()
+        return _fail(batch, exc.message)
+    _progress(batch, 85, "comparing with the published list")
+    analyze("lists_batchrow", rows=last_line)
+    counts = compute_diff(batch, last_line=last_line, fresh=True)
+    confirmed = bool(batch.header_mapping.get("confirmed"))
+    status = Batch.Status.NEEDS_MAPPING if uncertain and not confirmed else Batch.Status.READY
+    batch.counts, batch.status, batch.progress, batch.progress_note = counts, status, 100, "done"
+    batch.save(update_fields=["counts", "status", "progress", "progress_note"])
+    return batch
+
+
+def _same_file_today(batch: Batch, file_format: str) -> Batch | None:
+    """Return an earlier batch of the same bytes, list, format and mapping, validated today.
+
+    Its staged rows are this file's rows: copying them in SQL instead of parsing again makes
+    a re-upload of an unchanged million-row file a matter of seconds. Only today's, because
+    validation depends on the date (future decisions, passed expiries, minors).
+    """
+    return (
+        Batch.objects.filter(
+            credit_list_id=batch.credit_list_id,
+            sha256=batch.sha256,
+            file_format=file_format,
+            created_at__date=timezone.localdate(),
+            status__in=[
+                Batch.Status.READY,
+                Batch.Status.PUBLISHED,
+                Batch.Status.REJECTED,
+                Batch.Status.ROLLED_BACK,
+            ],
+        )
+        .exclude(pk=batch.pk)
+        .filter(header_mapping__overrides=batch.header_mapping.get("overrides") or {})
+        .order_by("-pk")
+        .first()
+    )
+
+
+def _uncertain(header_mapping: dict[str, Any]) -> bool:
+    return any(c.get("confidence") == "fuzzy" for c in header_mapping.get("columns") or [])
+
+
+def _clone_rows(batch: Batch, source: Batch) -> int:
+    """Copy the file rows (not the snapshot removals) of an identical earlier batch."""
+    last_line = int(source.counts.get("last_line", 0))
+    _progress(batch, 40, f"same file as batch {source.pk}: reusing its validation")
+    insert_matched(
+        batch,
+        source="lists_batchrow",
+        where="r.batch_id = %(source)s AND r.line_no <= %(last_line)s",
+        params={"source": source.pk, "last_line": last_line},
+    )
+    batch.header_mapping = {**batch.header_mapping, "columns": source.header_mapping.get("columns", [])}
+    batch.file_format, batch.encoding = source.file_format, source.encoding
+    batch.save(update_fields=["header_mapping", "file_format", "encoding"])
+    return last_line
+
+
+def _stage(batch: Batch, payload: bytes) -> tuple[int, HeaderMapping]:
+    """Parse the file and COPY its rows in; return the last line number and the header mapping."""
+    schema = list_schema(batch.credit_list)
+    overrides = batch.header_mapping.get("overrides") or None
+    fmt = batch.file_format or None
+    mapping = map_file_headers(payload, schema, format=fmt, overrides=overrides)
+    _save_mapping(batch, payload, mapping)
+    rows = parse(payload, schema, format=fmt, overrides=overrides)
+    stager = RowStager(batch)
+    total = max(payload.count(b"\n"), 1)
+    staged = 0
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGING_TABLE)
+    for chunk in chunks(stager.stage(row) for row in rows):
+        copy_rows(chunk, table="_staged")
+        staged += len(chunk)
+        percent = min(80, 5 + int(75 * min(stager.last_line / total, 1)))
+        _progress(batch, percent, f"{staged:,} rows read", counts={"rows": staged})
+    analyze("_staged", rows=staged)
+    insert_matched(batch, source="_staged", where="true", params={})
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE _staged")
+    return stager.last_line, mapping
+
+
+def _save_mapping(batch: Batch, payload: bytes, mapping: HeaderMapping) -> None:
+    columns = [
+        {"header": c.header, "key": c.key, "field": c.field, "confidence": c.confidence, "note": c.note}
+        for c in mapping.columns
+    ]
+    batch.header_mapping = {**batch.header_mapping, "columns": columns}
+    if not batch.file_format:
+        batch.file_format = detect_format(payload)
+    if batch.file_format in ("csv", "keyvalue", "jsonl"):
+        try:
+            batch.encoding = detect_encoding(payload)[:20]
+        except ImportRejected:
+            batch.encoding = ""
+    batch.save(update_fields=["header_mapping", "file_format", "encoding"])
+
+
+def _progress(
+    batch: Batch, percent: int, note: str, *, status: str | None = None, counts: dict | None = None
+) -> None:
+    """Record progress outside any transaction so the batch page sees it at once."""
+    fields: dict[str, Any] = {"progress": percent, "progress_note": note[:200]}
+    if status:
+        fields["status"] = batch.status = status
+    if counts is not None:
+        fields["counts"] = batch.counts = counts
+    Batch.objects.filter(pk=batch.pk).update(**fields)
+
+
+def _fail(batch: Batch, message: str) -> Batch:
+    batch.status, batch.error, batch.progress, batch.progress_note = (
+        Batch.Status.FAILED,
+        message,
+        100,
+        "failed",
+    )
+    batch.counts = {}
+    batch.save(update_fields=["status", "error", "progress", "progress_note", "counts"])
+    return batch
+
+
+def confirm_mapping(
+    *, batch_id: int, overrides: dict[str, str | None], actor: Any, ip_address: str | None = None
+) -> Batch:
+    """Store the uploader's column mapping and validate the batch again with it."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
+        if batch.status not in (Batch.Status.NEEDS_MAPPING, Batch.Status.READY, Batch.Status.FAILED):
+            raise BatchError(f"a batch that is {batch.get_status_display().lower()} cannot be re-mapped")
+        batch.header_mapping = {**batch.header_mapping, "overrides": overrides, "confirmed": True}
+        batch.status, batch.error = Batch.Status.RECEIVED, ""
+        batch.save(update_fields=["header_mapping", "status", "error"])
+        _audit("batch.confirm_mapping", batch, actor, ip_address, {"overrides": overrides})
+        from ... import tasks
+
+        tasks.process_batch.delay_on_commit(batch.pk)
+    return batch
+
+
+def reject_batch(*, batch_id: int, actor: Any, reason: str = "", ip_address: str | None = None) -> Batch:
+    """Refuse a batch that has not been published; its file and rows are kept."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
+        if batch.status in (Batch.Status.PUBLISHED, Batch.Status.ROLLED_BACK, Batch.Status.PUBLISHING):
+            raise BatchError("a published batch cannot be rejected; roll it back instead")
+        if batch.status == Batch.Status.REJECTED:
+            raise BatchError("the batch is already rejected")
+        batch.status, batch.error = Batch.Status.REJECTED, reason[:2000]
+        batch.save(update_fields=["status", "error"])
+        _audit("batch.reject", batch, actor, ip_address, {"reason": reason})
+    return batch

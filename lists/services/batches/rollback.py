@@ -1,0 +1,80 @@
+"""Roll a published batch back: every listing it touched returns to its state before it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ...models import Batch, CreditList
+from ..feed import record_changes_sql
+from .processing import BatchError, _audit
+from .publishing import TOUCHED, derive_restrictions, touched_listings
+
+_END_ADDED = """
+    UPDATE lists_listing l SET status = 'revoked', ended_at = now(), last_changed_at = now()
+    FROM lists_batchrow r
+    WHERE r.batch_id = %(batch)s AND r.action = 'add' AND l.id = r.listing_id
+      AND l.status IN ('active', 'disputed')
+"""
+_RESTORE = """
+    UPDATE lists_listing l SET
+        reference = b->>'reference', reason = b->>'reason', severity = b->>'severity',
+        decided_on = (b->>'decided_on')::date, published_on = (b->>'published_on')::date,
+        expires_on = (b->>'expires_on')::date, extra = b->'extra', content_hash = b->>'content_hash',
+        status = b->>'status', ended_at = (b->>'ended_at')::timestamptz,
+        last_batch_id = (b->>'last_batch_id')::bigint, last_changed_at = now()
+    FROM (SELECT listing_id, diff->'before' AS b FROM lists_batchrow
+          WHERE batch_id = %(batch)s AND action IN ('change', 'remove') AND diff ? 'before') r
+    WHERE l.id = r.listing_id
+"""
+# Someone else changed a listing since this batch: restoring would overwrite their change.
+_CONFLICTS = """
+    SELECT count(*) FROM lists_batchrow r JOIN lists_listing l ON l.id = r.listing_id
+    WHERE r.batch_id = %(batch)s AND r.action IN ('add', 'change', 'remove')
+      AND l.last_batch_id IS DISTINCT FROM %(batch)s
+"""
+FEED_OPS = (("add", "remove"), ("change", "modify"), ("remove", "add"))
+
+
+def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) -> Batch:
+    """Restore the previous state of every listing a published batch touched, in one transaction."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
+        CreditList.objects.select_for_update().get(pk=batch.credit_list_id)
+        _check_rollback(batch)
+        params = {"batch": batch.pk}
+        with connection.cursor() as cursor:
+            cursor.execute(_END_ADDED, params)
+            cursor.execute(_RESTORE, params)
+        for action, op in FEED_OPS:
+            record_changes_sql(TOUCHED, [batch.pk, action], op=op, reason="rollback", batch_id=batch.pk)
+        touched = touched_listings(batch.pk)
+        derive_restrictions(batch, touched, reason="rollback")
+        batch.status, batch.rolled_back_at = Batch.Status.ROLLED_BACK, timezone.now()
+        batch.rolled_back_by = actor if getattr(actor, "is_authenticated", False) else None
+        batch.save(update_fields=["status", "rolled_back_at", "rolled_back_by"])
+        _audit("batch.rollback", batch, actor, ip_address, {"listings": len(touched)})
+    return batch
+
+
+def _check_rollback(batch: Batch) -> None:
+    if batch.status == Batch.Status.ROLLED_BACK:
+        raise BatchError("this batch has already been rolled back")
+    if batch.status != Batch.Status.PUBLISHED:
+        raise BatchError("only a published batch can be rolled back")
+    later = Batch.objects.filter(
+        credit_list_id=batch.credit_list_id,
+        status=Batch.Status.PUBLISHED,
+        published_at__gt=batch.published_at,
+    )
+    if later.exists():
+        raise BatchError("a later batch of this list has been published: roll that one back first")
+    with connection.cursor() as cursor:
+        cursor.execute(_CONFLICTS, {"batch": batch.pk})
+        conflicts = cursor.fetchone()[0]
+    if conflicts:
+        raise BatchError(
+            f"{conflicts} listings changed after this batch was published; it cannot be rolled back"
+        )

@@ -1,0 +1,425 @@
+"""The batch pipeline: receive, validate and diff, publish, reject, roll back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from agencies.models import AuditEvent, Membership
+from lists.models import Batch, BatchRow, Change, CreditList, Listing, Restriction, Subject, SubjectName
+from lists.services import batches, measures
+from lists.services.batches import BatchError
+from lists.services.periods import default_expiry
+from tests.factories import MembershipFactory, UserFactory, valid_uscc
+
+pytestmark = pytest.mark.django_db
+DATA = Path(__file__).resolve().parent.parent / "data" / "importers"
+HEADER = "名称,统一社会信用代码,文书号,列入原因,决定日期\n"
+
+
+def csv_bytes(*rows: str, header: str = HEADER, encoding: str = "utf-8") -> bytes:
+    return (header + "".join(r + "\n" for r in rows)).encode(encoding)
+
+
+def company(
+    n: int, reference: str | None = None, reason: str = "虚开增值税专用发票", day: str = "2025-03-01"
+) -> str:
+    return f"测试{n}贸易有限公司,{valid_uscc(n)},{reference or f'税稽罚〔2025〕{n}号'},{reason},{day}"
+
+
+@pytest.fixture
+def tax_list() -> CreditList:
+    return CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
+
+
+@pytest.fixture
+def uploader(tax_list):  # type: ignore[no-untyped-def]
+    return MembershipFactory(agency=tax_list.agency, role=Membership.Role.UPLOADER).user
+
+
+@pytest.fixture
+def approver(tax_list):  # type: ignore[no-untyped-def]
+    return MembershipFactory(agency=tax_list.agency, role=Membership.Role.APPROVER).user
+
+
+def load(credit_list, payload: bytes, *, mode: str = "incremental", user=None, filename="list.csv", **kw):  # type: ignore[no-untyped-def]
+    batch = batches.receive_batch(
+        credit_list=credit_list,
+        payload=payload,
+        filename=filename,
+        mode=mode,
+        origin="upload",
+        actor=user,
+        **kw,
+    )
+    return batches.process_batch(batch_id=batch.pk)
+
+
+def publish(batch, approver):  # type: ignore[no-untyped-def]
+    return batches.publish_batch(batch_id=batch.pk, approver=approver)
+
+
+def test_receiving_a_file_keeps_it_and_enqueues_validation(
+    tax_list, uploader, django_capture_on_commit_callbacks
+):
+    payload = csv_bytes(company(1))
+    with django_capture_on_commit_callbacks() as callbacks:
+        batch = batches.receive_batch(
+            credit_list=tax_list, payload=payload, filename="../../etc/passwd.csv", mode="snapshot",
+            origin="upload", actor=uploader, ip_address="10.0.0.7",
+        )  # fmt: skip
+    assert len(callbacks) == 1
+    batch.raw_file.open("rb")
+    assert batch.raw_file.read() == payload
+    assert ".." not in batch.raw_file.name and batch.file_size == len(payload) and len(batch.sha256) == 64
+    event = AuditEvent.objects.get(action="batch.receive", target_id=str(batch.pk))
+    assert event.ip_address == "10.0.0.7" and event.actor == uploader
+
+
+def test_a_file_over_the_size_limit_is_refused_with_a_clear_message(tax_list, uploader):
+    with override_settings(UPLOAD_MAX_BYTES=100), pytest.raises(BatchError, match="at most 0.0 MB"):
+        batches.receive_batch(
+            credit_list=tax_list, payload=b"x" * 101, filename="a.csv", mode="snapshot", origin="upload"
+        )
+    assert not Batch.objects.exists()
+
+
+def test_validation_stages_every_row_with_its_outcome(tax_list, uploader):
+    payload = csv_bytes(company(1), company(2), "缺少代码公司,BADCODE,税稽罚1号,x,2025-01-01", company(1))
+    batch = load(tax_list, payload, user=uploader)
+    assert batch.status == Batch.Status.READY
+    assert batch.counts["rows"] == 4 and batch.counts["invalid"] == 2 and batch.counts["add"] == 2
+    bad = BatchRow.objects.get(batch=batch, line_no=4)
+    assert bad.outcome == "invalid" and any("identifier" in e for e in bad.errors)
+    duplicate = BatchRow.objects.get(batch=batch, line_no=5)
+    assert "same record as line 2" in duplicate.errors[0]
+
+
+def test_the_gbk_a_grade_taxpayer_list_loads_into_its_list():
+    a_grade = CreditList.objects.get(code="TAX_A_GRADE")
+    batch = load(a_grade, (DATA / "jiangxi_A_level_sample_150rows_GBK.csv").read_bytes(), mode="snapshot")
+    assert batch.status in (Batch.Status.READY, Batch.Status.NEEDS_MAPPING), batch.error
+    assert batch.counts["rows"] == 150
+    assert batch.counts["valid"] + batch.counts["warning"] >= 140
+    assert batch.encoding.lower().startswith("gb")
+    batches.publish_batch(batch_id=batch.pk, waived_by="test") if batch.status == "ready" else None
+
+
+def test_the_keyvalue_file_fails_with_one_clear_message_and_nothing_staged(tax_list):
+    batch = load(tax_list, (DATA / "qinghai_tax_blacklist_sample_public_records_keyvalue.csv").read_bytes())
+    assert batch.status == Batch.Status.FAILED
+    assert "key/value" in batch.error
+    assert not batch.rows.exists()
+    batch.raw_file.open("rb")
+    assert batch.raw_file.read()  # the file itself is kept
+
+
+def test_the_keyvalue_file_loads_through_its_declared_format(tax_list):
+    payload = (DATA / "qinghai_tax_blacklist_sample_public_records_keyvalue.csv").read_bytes()
+    batch = load(tax_list, payload, file_format="keyvalue")
+    assert batch.status in (Batch.Status.READY, Batch.Status.NEEDS_MAPPING), batch.error
+    assert batch.counts["rows"] == 13
+
+
+def test_the_szse_xlsx_loads():
+    redlist = CreditList.objects.filter(kind="register").first() or CreditList.objects.first()
+    payload = (DATA / "szse_A股列表_public_split_rewritten.xlsx").read_bytes()
+    batch = load(redlist, payload, filename="szse.xlsx")
+    assert batch.status in (Batch.Status.READY, Batch.Status.NEEDS_MAPPING), batch.error
+    assert batch.counts["rows"] == 270
+    assert batch.file_format == "xlsx"
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "empty"),
+        (b"PK\x03\x04broken zip", ""),
+        ("名称,统一社会信用代码\n".encode() + b"\x80\xff\xfe,1\n", ""),
+    ],
+    ids=["empty", "broken-xlsx", "undecodable"],
+)
+def test_bad_files_fail_with_a_message_and_keep_the_file(tax_list, payload, message):
+    batch = load(tax_list, payload)
+    assert batch.status == Batch.Status.FAILED
+    assert message in batch.error and batch.error
+    assert batch.file_size == len(payload)
+
+
+def test_a_zip_that_is_not_a_workbook_fails(tax_list):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("hello.txt", "not a workbook")
+    assert load(tax_list, buffer.getvalue()).status == Batch.Status.FAILED
+
+
+def test_a_huge_cell_makes_its_row_invalid_not_the_file(tax_list):
+    batch = load(tax_list, csv_bytes(company(1), company(2, reason="很" * 40_000)))
+    assert batch.status == Batch.Status.READY
+    row = BatchRow.objects.get(batch=batch, line_no=3)
+    assert row.outcome == "invalid" and len(str(row.raw)) < 2_000
+
+
+def test_formula_cells_are_stored_as_text_and_never_evaluated(tax_list):
+    batch = load(tax_list, csv_bytes(company(1, reason='=HYPERLINK("http://x")')))
+    row = BatchRow.objects.get(batch=batch, line_no=2)
+    assert "HYPERLINK" in str(row.raw)
+
+
+def test_publishing_needs_a_second_person(tax_list, uploader, approver):
+    batch = load(tax_list, csv_bytes(company(1)), user=uploader)
+    with pytest.raises(BatchError, match="four-eyes"):
+        publish(batch, uploader)
+    outsider = UserFactory()
+    with pytest.raises(BatchError, match="approver"):
+        publish(batch, outsider)
+    with pytest.raises(BatchError, match="approver or a recorded waiver"):
+        batches.publish_batch(batch_id=batch.pk)
+    assert not Listing.objects.filter(credit_list=tax_list).exists()
+    assert publish(batch, approver).status == Batch.Status.PUBLISHED
+
+
+def test_the_database_refuses_an_uploader_approving_their_own_batch(tax_list, uploader):
+    batch = load(tax_list, csv_bytes(company(1)), user=uploader)
+    batch.approved_by = uploader
+    with pytest.raises(IntegrityError), transaction.atomic():
+        batch.save(update_fields=["approved_by"])
+
+
+def test_publishing_creates_subjects_listings_names_feed_and_restrictions(tax_list, uploader, approver):
+    batch = load(tax_list, csv_bytes(company(1), company(2)), user=uploader, mode="snapshot")
+    batch = publish(batch, approver)
+    subject = Subject.objects.get(uscc=valid_uscc(1))
+    listing = Listing.objects.get(subject=subject, credit_list=tax_list)
+    assert (
+        listing.status == "active"
+        and listing.first_batch == batch
+        and listing.reference == "税稽罚〔2025〕1号"
+    )
+    assert listing.expires_on == default_expiry(tax_list, dt.date(2025, 3, 1), "")
+    assert SubjectName.objects.filter(subject=subject, text="测试1贸易有限公司").exists()
+    changes = Change.objects.filter(batch=batch)
+    assert changes.count() == 2 and {c.op for c in changes} == {"add"}
+    assert (batch.first_seq, batch.last_seq) == (changes.first().seq, changes.last().seq)
+    assert Restriction.objects.filter(listing=listing, lifted_at__isnull=True).exists()
+    tax_list.refresh_from_db()
+    assert tax_list.last_published_at == batch.published_at
+    assert AuditEvent.objects.filter(action="batch.publish", target_id=str(batch.pk)).exists()
+
+
+def test_snapshot_removes_missing_records_and_incremental_keeps_them(tax_list, uploader, approver):
+    publish(
+        load(tax_list, csv_bytes(company(1), company(2), company(3)), user=uploader, mode="snapshot"),
+        approver,
+    )
+    incremental = load(tax_list, csv_bytes(company(1, reason="新事由")), user=uploader, mode="incremental")
+    assert (incremental.counts["change"], incremental.counts["remove"]) == (1, 0)
+    row = incremental.rows.get(action="change")
+    assert row.diff == {"reason": ["虚开增值税专用发票", "新事由"]}
+    incremental.status = Batch.Status.REJECTED
+    incremental.save()
+    snapshot = load(tax_list, csv_bytes(company(1), company(4)), user=uploader, mode="snapshot")
+    counts = snapshot.counts
+    assert (counts["unchanged"], counts["add"], counts["remove"]) == (1, 1, 2)
+    removal = snapshot.rows.filter(action="remove").order_by("line_no").first()
+    assert removal.line_no > 3 and removal.data["missing"] is True
+    publish(snapshot, approver)
+    ended = Listing.objects.get(credit_list=tax_list, subject__uscc=valid_uscc(2))
+    assert ended.status == "revoked" and ended.ended_at is not None
+    assert not Restriction.objects.in_force().filter(listing=ended).exists()
+    assert Change.objects.filter(batch=snapshot, op="remove").count() == 2
+
+
+def test_incremental_removes_only_through_explicit_rows(tax_list, uploader, approver):
+    publish(load(tax_list, csv_bytes(company(1), company(2)), user=uploader), approver)
+    header = "名称,统一社会信用代码,文书号,操作\n"
+    payload = (header + f"测试1贸易有限公司,{valid_uscc(1)},税稽罚〔2025〕1号,删除\n").encode()
+    batch = load(tax_list, payload, user=uploader)
+    assert batch.counts["remove"] == 1 and batch.counts["add"] == 0
+    publish(batch, approver)
+    assert Listing.objects.in_force().filter(credit_list=tax_list).count() == 1
+
+
+def test_a_second_upload_of_the_same_file_changes_nothing(tax_list, uploader, approver):
+    payload = csv_bytes(company(1), company(2))
+    publish(load(tax_list, payload, user=uploader, mode="snapshot"), approver)
+    again = load(tax_list, payload, user=uploader, mode="snapshot")
+    assert again.counts["unchanged"] == 2
+    assert again.counts["add"] == again.counts["change"] == again.counts["remove"] == 0
+
+
+def test_invalid_rows_block_publishing_unless_skipped(tax_list, uploader, approver):
+    batch = load(tax_list, csv_bytes(company(1), "坏公司,BAD,1,x,2025-01-01"), user=uploader)
+    with pytest.raises(BatchError, match="invalid"):
+        publish(batch, approver)
+    batches.publish_batch(batch_id=batch.pk, approver=approver, skip_invalid=True)
+    assert Listing.objects.filter(credit_list=tax_list).count() == 1
+
+
+def test_a_failure_while_publishing_leaves_everything_as_it_was(tax_list, uploader, approver, monkeypatch):
+    batch = load(tax_list, csv_bytes(company(1), company(2)), user=uploader)
+
+    def explode(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("restriction job crashed")
+
+    monkeypatch.setattr(measures, "apply_measures", explode)
+    subjects_before = Subject.objects.count()
+    with pytest.raises(RuntimeError):
+        publish(batch, approver)
+    assert Subject.objects.count() == subjects_before
+    assert not Listing.objects.filter(credit_list=tax_list).exists()
+    assert not Change.objects.filter(batch=batch).exists()
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.READY
+
+
+def test_rollback_restores_exactly_the_previous_state(tax_list, uploader, approver):
+    publish(load(tax_list, csv_bytes(company(1), company(2)), user=uploader, mode="snapshot"), approver)
+    fields = [
+        "id",
+        "status",
+        "reason",
+        "reference",
+        "expires_on",
+        "content_hash",
+        "ended_at",
+        "last_batch_id",
+    ]
+    before = list(Listing.objects.filter(credit_list=tax_list).order_by("id").values(*fields))
+    live_before = set(Restriction.objects.in_force().values_list("listing_id", "measure_id"))
+    second = load(
+        tax_list, csv_bytes(company(1, reason="新事由"), company(3)), user=uploader, mode="snapshot"
+    )
+    publish(second, approver)
+    batches.rollback_batch(batch_id=second.pk, actor=approver)
+    after = list(
+        Listing.objects.filter(credit_list=tax_list, id__in=[b["id"] for b in before])
+        .order_by("id")
+        .values(*fields)
+    )
+    assert after == before
+    added = Listing.objects.get(credit_list=tax_list, subject__uscc=valid_uscc(3))
+    assert added.status == "revoked"
+    assert set(Restriction.objects.in_force().values_list("listing_id", "measure_id")) == live_before
+    assert {c.op for c in Change.objects.filter(batch=second, reason="rollback")} == {
+        "add",
+        "modify",
+        "remove",
+    }
+    with pytest.raises(BatchError, match="already"):
+        batches.rollback_batch(batch_id=second.pk, actor=approver)
+
+
+def test_only_the_latest_published_batch_can_be_rolled_back(tax_list, uploader, approver):
+    first = publish(load(tax_list, csv_bytes(company(1)), user=uploader), approver)
+    publish(load(tax_list, csv_bytes(company(2)), user=uploader), approver)
+    with pytest.raises(BatchError, match="later batch"):
+        batches.rollback_batch(batch_id=first.pk, actor=approver)
+
+
+def test_personal_id_numbers_are_never_stored(uploader, approver):
+    person_list = CreditList.objects.filter(subject_types__contains=["natural_person"]).first()
+    full = "11010519491231002X"
+    header = "姓名,证件号码,主体类型,文书号,决定日期\n"
+    payload = (header + f"张三,{full},自然人,（2025）京01执1号,2025-01-02\n").encode()
+    batch = load(person_list, payload, user=uploader)
+    row = batch.rows.get(line_no=2)
+    assert full not in str(row.raw) + str(row.data) + row.source_key
+    batches.publish_batch(batch_id=batch.pk, waived_by="test")
+    subject = Subject.objects.get(name="张三")
+    assert subject.person_id_masked == "1101**********002X" and subject.person_id_hash
+    assert full not in str(Change.objects.filter(batch=batch).values_list("data", flat=True))
+
+
+def test_reject_keeps_the_rows_and_refuses_publishing(tax_list, uploader, approver):
+    batch = load(tax_list, csv_bytes(company(1)), user=uploader)
+    batches.reject_batch(batch_id=batch.pk, actor=approver, reason="wrong month")
+    with pytest.raises(BatchError):
+        publish(batch, approver)
+    assert batch.rows.count() == 1
+
+
+def test_default_expiry_follows_the_list_period_rule(tax_list):
+    decided = dt.date(2024, 1, 31)
+    tax_list.period_rule = {"kind": "tiered", "tiers": {"minor": 3, "serious": 36}}
+    assert default_expiry(tax_list, decided, "minor") == dt.date(2024, 4, 30)
+    assert default_expiry(tax_list, decided, "") == dt.date(2027, 1, 31)
+    tax_list.period_rule = {"kind": "until_removed"}
+    assert default_expiry(tax_list, decided, "") is None
+
+
+def test_the_process_task_calls_the_service(tax_list):
+    from lists import tasks
+
+    batch = batches.receive_batch(
+        credit_list=tax_list, payload=csv_bytes(company(1)), filename="a.csv", mode="snapshot", origin="api"
+    )
+    assert tasks.process_batch(batch.pk) == "ready"
+    assert timezone.now() >= batch.created_at
+
+
+def test_the_import_command_uses_the_same_pipeline_and_records_the_operator(tax_list, tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "list.csv"
+    path.write_bytes(csv_bytes(company(1), company(2)))
+    out = io.StringIO()
+    call_command("import_list", tax_list.code, str(path), "--mode", "snapshot", "--publish", stdout=out)
+    batch = Batch.objects.get()
+    assert batch.status == "published" and batch.origin == "command"
+    assert batch.approval_waived_by.startswith("operator command (")
+    assert "published batch" in out.getvalue()
+    assert Listing.objects.in_force().filter(credit_list=tax_list).count() == 2
+
+
+def test_the_import_command_fails_clearly_on_a_bad_file(tax_list, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    path = tmp_path / "qinghai.csv"
+    path.write_bytes((DATA / "qinghai_tax_blacklist_sample_public_records_keyvalue.csv").read_bytes())
+    with pytest.raises(CommandError, match="key/value"):
+        call_command("import_list", tax_list.code, str(path), "--mode", "incremental", stdout=io.StringIO())
+
+
+def test_a_second_upload_of_the_same_file_reuses_the_validation(tax_list, uploader, approver, monkeypatch):
+    payload = csv_bytes(company(1), company(2), "坏公司,BAD,1,x,2025-01-01")
+    first = load(tax_list, payload, user=uploader, mode="snapshot")
+    batches.publish_batch(batch_id=first.pk, approver=approver, skip_invalid=True)
+    from lists.services.batches import processing
+
+    monkeypatch.setattr(processing, "parse", lambda *a, **k: pytest.fail("the file was parsed again"))
+    again = load(tax_list, payload, user=uploader, mode="snapshot")
+    assert again.status == "ready" and again.file_format == "csv"
+    assert (again.counts["unchanged"], again.counts["invalid"], again.counts["remove"]) == (2, 1, 0)
+
+
+def test_a_big_batch_derives_restrictions_in_a_task_after_commit(
+    tax_list, uploader, approver, monkeypatch, django_capture_on_commit_callbacks
+):
+    from lists import tasks
+    from lists.services.batches import publishing
+
+    monkeypatch.setattr(publishing, "INLINE_MEASURES_MAX", 1)
+    batch = load(tax_list, csv_bytes(company(1), company(2)), user=uploader)
+    with django_capture_on_commit_callbacks() as callbacks:
+        publish(batch, approver)
+    assert len(callbacks) == 1
+    assert not Restriction.objects.filter(listing__credit_list=tax_list).exists()
+    assert not SubjectName.objects.filter(subject__uscc=valid_uscc(2)).exists()
+    result = tasks.apply_batch_measures(batch.pk)
+    assert result["derived"] > 0 and result["names"] == 2
+    assert SubjectName.objects.filter(subject__uscc=valid_uscc(2), text="测试2贸易有限公司").exists()
+    assert Restriction.objects.in_force().filter(listing__credit_list=tax_list).count() > 0
+
+
+def test_a_legacy_xls_workbook_loads(tax_list):
+    batch = load(tax_list, (DATA / "small_list.xls").read_bytes(), filename="small_list.xls")
+    assert batch.file_format == "xls" and batch.status in ("ready", "needs_mapping"), batch.error
+    assert batch.counts["rows"] == 3
