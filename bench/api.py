@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "data" / "samples"
@@ -62,6 +63,19 @@ def ensure_tables() -> None:
         for model in models:
             if model._meta.db_table not in existing:
                 editor.create_model(model)
+
+
+def prepare() -> None:
+    """Do what autovacuum does on a live system: planner statistics, and the GIN pending list
+    flushed (a freshly loaded clone scans ~140 pending pages on every bigram lookup)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute("SELECT gin_clean_pending_list('subjectname_bigram_gin')")
+
+
+def bench_baseline(client: Client, n: int) -> float:
+    """Return the p95 of the cheapest endpoint: the framework's own share of every latency."""
+    return p95(timed(lambda: client.get("/api/v1/agencies"), n))
 
 
 def client_with_key() -> Client:
@@ -172,13 +186,13 @@ class Rollback(Exception):
     pass
 
 
-def quality() -> dict[str, float]:
+def quality() -> dict[str, Any]:
     """Load the sample subjects, screen hits and non-hits at the default threshold, roll back."""
-    result: dict[str, float] = {}
+    result: dict[str, Any] = {}
     try:
         with transaction.atomic():
-            hits = _load_samples()
-            non_hits = _non_hits({normalize_name(q["name"]) for q, _ in hits if q.get("name")})
+            non_hits = _non_hits()
+            hits = _load_samples({normalize_name(q["name"]) for q in non_hits})
             result = _score(hits, non_hits)
             raise Rollback
     except Rollback:
@@ -186,73 +200,77 @@ def quality() -> dict[str, float]:
     return result
 
 
-def _load_samples() -> list[tuple[dict[str, str], int]]:
-    """Create the sample subjects; return (query, expected subject id) pairs."""
-    pairs: list[tuple[dict[str, str], int]] = []
-    seen_codes: set[str] = set()
+def _load_samples(excluded: set[str]) -> list[tuple[str, dict[str, str], int]]:
+    """Create the sample subjects; return (query type, query, expected subject id) of the eval set."""
+    subjects: dict[str, int] = {}
     with open(SAMPLES / "listed_company_names.csv", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            aliases = [a for a in {row["short_name_clean"], row["former_short_name"]} if a]
+            if not row["full_name_cn"].strip():
+                continue
             subject = Subject.objects.create(
                 subject_type=SubjectType.LEGAL_PERSON,
                 name=row["full_name_cn"],
                 name_en=row["english_name"],
-                aliases=aliases,
+                aliases=[
+                    a for a in {row["short_name_clean"], row["short_name_raw"], row["former_short_name"]} if a
+                ],
                 former_names=[row["former_full_name_cn"]] if row["former_full_name_cn"] else [],
             )
             reindex_subject_names(subject)
-            pairs.append(({"name": row["full_name_cn"]}, subject.pk))
-            pairs += [({"name": a}, subject.pk) for a in aliases]
-            if row["english_name"]:
-                pairs.append(({"name": row["english_name"]}, subject.pk))
+            subjects[f"{row['exchange']}:{row['code']}"] = subject.pk
     with open(SAMPLES / "org_name_identifier_pairs.csv", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             code = re.sub(r"\s", "", row["identifier"]).upper()
-            if code in seen_codes or row["id_kind"] != "uscc18":
+            # The Jiangxi A-grade sample names are the non-hits: never load them as subjects.
+            if (
+                row["id_kind"] != "uscc18"
+                or normalize_name(row["name"]) in excluded
+                or f"ID:{code}" in subjects
+            ):
                 continue
-            seen_codes.add(code)
-            exists = Subject.objects.filter(uscc=code).first()
-            subject = exists or Subject.objects.create(
+            if Subject.objects.filter(uscc=code).exists() or not row["name"].strip():
+                continue
+            subject = Subject.objects.create(
                 subject_type=SubjectType.LEGAL_PERSON, name=row["name"], uscc=code
             )
-            if not exists:
-                reindex_subject_names(subject)
-            pairs += [({"name": row["name"]}, subject.pk), ({"identifier": code}, subject.pk)]
-    return pairs
+            reindex_subject_names(subject)
+            subjects[f"ID:{code}"] = subject.pk
+    queries = []
+    with open(SAMPLES / "search_eval_queries.csv", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["expected_key"] in subjects and row["query"].strip():
+                field = "identifier" if row["query_type"].startswith("uscc") else "name"
+                queries.append((row["query_type"], {field: row["query"]}, subjects[row["expected_key"]]))
+    return queries
 
 
-def _non_hits(loaded: set[str]) -> list[dict[str, str]]:
+def _non_hits() -> list[dict[str, str]]:
     with open(SAMPLES / "jiangxi_A_level_sample_150rows_GBK.csv", encoding="gbk") as f:
         names = [row[1] for row in csv.reader(f)][1:]
-    return [{"name": n} for n in names if normalize_name(n) not in loaded]
+    return [{"name": n} for n in names if n.strip()]
 
 
-def _score(hits: list[tuple[dict[str, str], int]], non_hits: list[dict[str, str]]) -> dict[str, float]:
-    def run(queries: list[dict[str, str]]):  # type: ignore[no-untyped-def]
-        out = []
-        for start in range(0, len(queries), 1000):
-            chunk = [ScreenQuery(**q) for q in queries[start : start + 1000]]
-            out += screen(chunk, threshold=DEFAULT_THRESHOLD).results
-        return out
+def _run(queries: list[dict[str, str]]) -> list[set[int]]:
+    found = []
+    for start in range(0, len(queries), 1000):
+        chunk = [ScreenQuery(**q) for q in queries[start : start + 1000]]
+        found += [
+            {c.subject_id for c in cands} for cands in screen(chunk, threshold=DEFAULT_THRESHOLD).results
+        ]
+    return found
 
-    hit_results = run([q for q, _ in hits])
-    tp = sum(
-        1
-        for (q, expected), cands in zip(hits, hit_results, strict=True)
-        if expected in {c.subject_id for c in cands}
-    )
-    fp_hits = sum(
-        1
-        for (q, expected), cands in zip(hits, hit_results, strict=True)
-        if cands and expected not in {c.subject_id for c in cands}
-    )
-    fp_non = sum(1 for cands in run(non_hits) if cands)
-    id_queries = [(q, e) for q, e in hits if "identifier" in q]
-    id_exact = sum(
-        1
-        for (q, expected), cands in zip(hits, hit_results, strict=True)
-        if "identifier" in q and [c.subject_id for c in cands] == [expected]
-    )
+
+def _score(hits: list[tuple[str, dict[str, str], int]], non_hits: list[dict[str, str]]) -> dict[str, Any]:
+    found = _run([q for _, q, _ in hits])
+    tp = sum(1 for (_, _, expected), ids in zip(hits, found, strict=True) if expected in ids)
+    fp_hits = sum(1 for (_, _, expected), ids in zip(hits, found, strict=True) if ids and expected not in ids)
+    fp_non = sum(1 for ids in _run(non_hits) if ids)
+    by_type: dict[str, list[int]] = {}
+    for (kind, _, expected), ids in zip(hits, found, strict=True):
+        by_type.setdefault(kind, []).append(expected in ids)
+    id_queries = [
+        (expected, ids) for (_, q, expected), ids in zip(hits, found, strict=True) if "identifier" in q
+    ]
     return {
         "hit_queries": len(hits),
         "non_hit_queries": len(non_hits),
@@ -261,7 +279,8 @@ def _score(hits: list[tuple[dict[str, str], int]], non_hits: list[dict[str, str]
         "false_positives_on_non_hits": fp_non,
         "precision": tp / max(1, tp + fp_hits + fp_non),
         "recall": tp / max(1, len(hits)),
-        "identifier_exact": id_exact / max(1, len(id_queries)),
+        "identifier_exact": sum(1 for e, ids in id_queries if ids == {e}) / max(1, len(id_queries)),
+        "recall_by_type": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_type.items()) if len(v) >= 3},
     }
 
 
@@ -285,8 +304,11 @@ def main() -> None:
     parser.add_argument("--feed", type=int, default=300_000)
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--prepare", action="store_true", help="ANALYZE and flush the GIN pending list first")
     args = parser.parse_args()
     ensure_tables()
+    if args.prepare:
+        prepare()
     client = client_with_key()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -299,6 +321,7 @@ def main() -> None:
     single = bench_screen_single(client, args.singles)
     check = bench_check(client, args.singles)
     feed = bench_feed(client, args.feed)
+    baseline = bench_baseline(client, args.singles)
     report = {
         "subjects": subjects,
         "names": names,
@@ -309,6 +332,8 @@ def main() -> None:
         "screen_single_p95_ms": round(single, 1),
         "check_p95_ms": round(check, 1),
         "feed_changes_per_s": round(feed),
+        "baseline_get_agencies_p95_ms": round(baseline, 1),
+        "load_average_1min": round(os.getloadavg()[0], 1),
     }
     if not args.skip_quality:
         report.update({k: round(v, 4) if isinstance(v, float) else v for k, v in quality().items()})
@@ -332,19 +357,36 @@ def render(r: dict) -> str:
         f"| Single-query screen p95 | ≤ 50 ms | {r['screen_single_p95_ms']} ms |",
         f"| Restriction check p95 | ≤ 10 ms | {r['check_p95_ms']} ms |",
         f"| Change feed read (pages of 10,000) | ≥ 20,000 changes/s | {r['feed_changes_per_s']:,} changes/s |",
+        f"| (baseline: `GET agencies`, no work at all, p95) | | {r['baseline_get_agencies_p95_ms']} ms |",
+        "",
+        f"Load average at the end of the run: {r['load_average_1min']} on 2 cores — other benchmarks shared the "
+        "machine, so latencies carry their queueing. The database is a clone of the demo database after "
+        "`ANALYZE` and `gin_clean_pending_list` (`--prepare`; autovacuum does both on a live system: without "
+        "them the listings lookup of a 1,000-query screen picked a 20 s plan and every bigram probe scanned "
+        "140 pending pages). The check misses its 10 ms p95: the framework alone (middleware, DRF, Redis "
+        "quota round trip, test client) takes most of it under this load; the check itself is three SQL "
+        "round trips (subject by identifier, restrictions + listings + data version in one statement, and "
+        "the log row written with `synchronous_commit` off).",
     ]
     if "precision" in r:
         lines += [
             "",
             f"Screening quality at the default threshold ({DEFAULT_THRESHOLD}) on `../shared/data/samples/`: "
-            f"{r['hit_queries']:,} hit queries (listed companies' full, short, former and English names; "
-            f"organisation names and USCCs) against the samples loaded as subjects on top of the demo data, "
-            f"and {r['non_hit_queries']} non-hit queries (Jiangxi A-grade taxpayer names not loaded).",
+            "the listed companies and the organisation name/USCC pairs are loaded as subjects on top of the "
+            f"demo data; {r['hit_queries']:,} hit queries are `search_eval_queries.csv` (names, short names, "
+            "English names, names without legal form, USCCs exact / lower-case / full-width / spaced); "
+            f"{r['non_hit_queries']} non-hit queries are the Jiangxi A-grade taxpayer names (not loaded). "
+            "A hit counts when the expected subject is among the candidates; a false positive is any "
+            "candidate for a non-hit, or candidates without the expected subject.",
             "",
             "| Precision | Recall | Identifier queries answered exactly | FP on hits | FP on non-hits |",
             "|---|---|---|---|---|",
             f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['identifier_exact']:.3f} "
             f"| {r['false_positives_on_hits']} | {r['false_positives_on_non_hits']} |",
+            "",
+            "Recall by query type: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in r["recall_by_type"].items())
+            + ".",
         ]
     return "\n".join(lines)
 

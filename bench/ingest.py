@@ -85,7 +85,9 @@ def upload(credit_list: CreditList, payload: bytes) -> Batch:
     )
 
 
-def run(rows: int, list_code: str, workdir: Path) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+def run(
+    rows: int, list_code: str, workdir: Path, *, restrictions: bool = True
+) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
     # No worker in a benchmark: the service is called directly, as the task would.
     tasks.process_batch.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
     tasks.apply_batch_measures.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
@@ -101,7 +103,7 @@ def run(rows: int, list_code: str, workdir: Path) -> tuple[dict[str, tuple[float
     )
     assert first.counts["add"] == rows, first.counts
     timed("publish", results, batches.publish_batch, batch_id=first.pk, waived_by="bench/ingest.py")
-    if rows > INLINE_MEASURES_MAX:
+    if rows > INLINE_MEASURES_MAX and restrictions:
         timed(
             "restrictions (apply_batch_measures task, after commit)",
             results,
@@ -157,9 +159,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--list", default="TAX_MAJOR_VIOLATION")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
+    parser.add_argument(
+        "--skip-restrictions", action="store_true", help="Do not run the after-commit restrictions task"
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
-    results, facts = run(args.rows, args.list, args.workdir)
+    results, facts = run(args.rows, args.list, args.workdir, restrictions=not args.skip_restrictions)
     if not args.no_write:
         write_results(results, facts, args.list)
 

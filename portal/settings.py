@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +30,23 @@ if not SECRET_KEY:
     raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
 # Keyed hash for personal ID numbers: the full number is never stored, only this HMAC.
 PERSON_ID_HASH_KEY = env("PERSON_ID_HASH_KEY") or SECRET_KEY
+
+
+def derived_key(secret: str, purpose: str) -> str:
+    """Return a 256-bit key for one purpose, derived from a secret with HKDF-SHA256 (as hex)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+    return hkdf.derive(secret.encode()).hex()
+
+
+# Raw uploaded files hold full personal ID numbers, so they are encrypted at rest with this key
+# (lists/services/raw_files.py). Local runs derive one from SECRET_KEY; production must set it.
+# Old keys stay readable: after a rotation, list the previous keys in UPLOAD_ENCRYPTION_OLD_KEYS.
+UPLOAD_ENCRYPTION_KEY = env("UPLOAD_ENCRYPTION_KEY") or (
+    derived_key(SECRET_KEY, "xinyong upload encryption") if DEBUG else ""
+)
+if not UPLOAD_ENCRYPTION_KEY:
+    raise RuntimeError("UPLOAD_ENCRYPTION_KEY must be set when DJANGO_DEBUG is off")
+UPLOAD_ENCRYPTION_OLD_KEYS = [k for k in env("UPLOAD_ENCRYPTION_OLD_KEYS").split(",") if k]
 
 ALLOWED_HOSTS = env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in env("DJANGO_CSRF_TRUSTED_ORIGINS").split(",") if o]
@@ -98,7 +117,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Fails open: a Redis outage makes cache reads miss instead of failing pages (issue 8).
+        "BACKEND": "portal.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", "xinyong"),
     }
@@ -125,7 +145,8 @@ STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 # Uploaded raw files and evidence are private: never served under STATIC or a public URL.
 MEDIA_ROOT = DATA_DIR / "media"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Written to a temporary file, then linked into place: a full disk leaves no truncated file.
+    "default": {"BACKEND": "portal.storage.AtomicFileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
@@ -140,6 +161,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "noreply@xinyong.localhost")
 SESSION_COOKIE_AGE = int(env("SESSION_COOKIE_AGE", str(8 * 3600)))
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
+# Health checks come from inside the compose network over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "0"))
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -178,6 +201,12 @@ OTP_TOTP_ISSUER = "Xinyong"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's defaults, with a JSON parser that answers 10,000-deep nesting with a 400 (issue 8).
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -202,6 +231,15 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# With acks_late, a task whose worker died (SIGKILL, OOM, lost host) stays unacknowledged in Redis
+# and is handed to another worker once it is older than visibility_timeout. It must be longer than
+# any task runs and than any retry countdown (sync: 900 s processing plus fetches; retry backoff up
+# to 900 s), or a slow task is delivered twice while still running. docs/reliability.md.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_VISIBILITY_TIMEOUT", "7200")),
+    # How often a worker looks for such orphaned tasks (kombu's default).
+    "unacked_restore_interval": int(env("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 # Feed fetches get their own queue (and worker) so a hanging agency server never delays expiry.

@@ -119,5 +119,6 @@ def _flatten(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         items = value if isinstance(value, list) else [value]
         if any(isinstance(item, dict | list) for item in items):
             return None, f"{key}: nested values are not supported"
-        flat[key] = "; ".join(cell_text(item) for item in items if item is not None)
+        # NUL is dropped from keys: they become headers, stored as jsonb, which cannot hold it.
+        flat[key.replace("\x00", "")] = "; ".join(cell_text(item) for item in items if item is not None)
     return flat, None

@@ -39,7 +39,8 @@ def is_blank(cells: Sequence[Any]) -> bool:
 
 def header_row(cells: Sequence[Any], options: ParseOptions) -> list[str]:
     """Return a header row as text without its trailing empty cells; reject absurd widths."""
-    headers = [cell_text(c).strip() for c in cells]
+    # NUL never belongs in a header, and PostgreSQL's jsonb (the stored mapping) cannot hold it.
+    headers = [cell_text(c).replace("\x00", "").strip() for c in cells]
     while headers and not headers[-1]:
         headers.pop()
     if len(headers) > options.limits.max_columns:
@@ -124,7 +125,7 @@ class RowBuilder:
         cell_errors, cell_warnings = check_cell(label, text, self.options.limits)
         row.raw[column.key] = (
             _preview(text) if is_oversized(text, self.options.limits.max_cell_bytes) else text
-        )
+        ).replace("\x00", "\ufffd")  # PostgreSQL's jsonb cannot hold NUL (the cell is an error anyway)
         row.errors += cell_errors
         row.warnings += cell_warnings
         if cell_errors or not column.field:

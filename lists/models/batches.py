@@ -139,3 +139,12 @@ class BatchRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch_id}:{self.line_no}"
+
+    @property
+    def field_changes(self) -> list[tuple[str, object, object]]:
+        """Return what publishing changes, as (field, published value, new value)."""
+        return [
+            (name, change[0], change[1])
+            for name, change in self.diff.items()
+            if name != "before" and isinstance(change, list) and len(change) == 2
+        ]

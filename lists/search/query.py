@@ -1,27 +1,37 @@
 """Search subjects by identifier or name, with filters and capped facets over their listings.
 
-One search runs a fixed number of SQL statements whatever the result size: the statement timeout,
-one identifier lookup (identifier-shaped queries only), one candidate query (a UNION ALL of
-match tiers over `lists_subjectname`, each with its own LIMIT), one typo query (only when nothing
-matched), one facet query and one query for the subjects of the page. Counts are capped at
-`CAP` matching subjects, because exact counts of common fragments cost about a second
-(../shared/reference/search-baseline.md §4.5). No PostgreSQL extension is needed.
+Statements per search, whatever the result size (asserted in tests/lists/test_search_query.py):
 
-Tiers, best first (the score is the tier plus a small bonus for shorter names):
+* identifier-shaped query (USCC, organisation code, 15-digit number, ID number as its keyed
+  hash): one unique-index lookup; a hit ends the search;
+* name query: one statement string that sets the statement timeout for itself and returns the
+  ranked subjects (a UNION ALL of match tiers over `lists_subjectname`, each with its own LIMIT)
+  together with the facet counts; one more for the subjects of the page; one more (typo
+  candidates plus facets) only when nothing matched; and every STATS_TTL_SECONDS one read of
+  the planner statistics of the bigram column.
+
+Counts and facets cover at most CAP matching subjects, because exact counts of common fragments
+cost about a second (../shared/reference/search-baseline.md §4.5). Queries made only of common
+words (有限公司, 北京市; and 地产开, 农业发展 by the statistics) are answered with exact names
+only, or flagged too broad. No PostgreSQL extension is needed.
+
+Tiers, best first (ties: shorter matched name, then subject id):
 identifier 1000; exact full name 900; exact alias / former / English name 800; the name without
-region and legal form 700; name prefix, full pinyin, English prefix 600-650; fragment 500;
-pinyin or initials prefix 450-550; fragment of the core 400; one-character typo 300.
+region and legal form 700; full pinyin 650; name prefix, English prefix 600; fragment 500;
+pinyin or initials prefix 450-550; fragment of the core 400; one-character typo 300-400.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import Q
 from stdnum import numdb
 
 from lists.identifiers import PERSON_ID, classify_identifier, compact_identifier, person_id_hash
@@ -30,8 +40,9 @@ from lists.search.regions import region_names
 from lists.search.text import QueryForms, cjk_bigrams, query_forms
 from lists.search.words import BRANCH_WORDS, INDUSTRY_WORDS, LEGAL_WORDS
 
-CAP = 500  # matching subjects counted, faceted and ranked at most (shown as 500+)
+CAP = 300  # matching subjects ranked, counted and faceted at most (shown as "more than 300")
 STATEMENT_TIMEOUT_MS = 2000
+SCAN_LIMIT = 10 * CAP  # name rows a tier reads at most before the filters
 MAX_QUERY_CHARS = 100
 MAX_PER_PAGE = 100
 MAX_GIN_BIGRAMS = 4  # strpos rechecks the rest; more posting lists only cost time
@@ -55,6 +66,9 @@ _HAS_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _REGION_PREFIX = re.compile(r"^\d{2}(?:\d{2}){0,2}$")
 _KIND_FEATURE = {"name": "fragment", "alias": "alias", "former": "former", "en": "english"}
 _EXACT_FEATURE = {"name": "exact_name", "alias": "alias", "former": "former", "en": "english"}
+
+
+Facets = dict[str, list[tuple[str, str, int]]]
 
 
 @dataclass
@@ -90,6 +104,8 @@ class _Match:
     subject_id: int
     score: float
     matched: list[str]
+    length: int
+    tier: float
 
 
 def search_subjects(
@@ -108,8 +124,9 @@ def search_subjects(
     if lookup is not None:
         # One unique-index lookup: no transaction or timeout needed. Filters do not apply: an
         # identifier names one subject, and the page goes straight to it.
-        subject = Subject.objects.filter(lookup).order_by("pk").first()
-        if subject is not None:
+        found = _subjects(*lookup, limit=1)
+        if found:
+            subject = found[0]
             hit = SearchHit(subject=subject, score=1000.0, matched=["identifier"])
             return SearchResult(
                 hits=[hit] if page == 1 else [],
@@ -124,17 +141,26 @@ def search_subjects(
     if forms.is_too_broad:
         return _empty(too_broad=True)
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            # One statement for both settings; JIT only costs time on these short queries.
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true), set_config('jit', 'off', true)",
-                [str(int(STATEMENT_TIMEOUT_MS))],
-            )
+        with _savepoint_if_in_transaction(), connection.cursor() as cursor:
             return _search(cursor, forms, filters, page, per_page)
     except OperationalError as exc:
         if type(exc.__cause__).__name__ == "QueryCanceled":
             return _empty(timed_out=True)
         raise
+
+
+@contextmanager
+def _savepoint_if_in_transaction() -> Iterator[None]:
+    """Protect a caller's transaction from a statement timeout; in autocommit, add nothing.
+
+    Each search statement string starts with set_config(…, true): in autocommit the string is
+    one implicit transaction, so the timeout covers the search and ends with it.
+    """
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+    else:
+        yield
 
 
 def _empty(**flags: bool) -> SearchResult:
@@ -148,13 +174,15 @@ def _no_facets() -> dict[str, list[tuple[str, str, int]]]:
 
 
 def _search(cursor, forms: QueryForms, filters: SearchFilters, page: int, per_page: int) -> SearchResult:  # type: ignore[no-untyped-def]
-    matches = _name_matches(cursor, forms, filters)
-    if not matches and len(forms.normalized) >= TYPO_MIN_CHARS and _HAS_CJK.search(forms.normalized):
-        matches = _typo_matches(cursor, forms, filters)
-    ids = [m.subject_id for m in matches]
-    facets = _facets(cursor, ids, filters)
+    matches, facets = _name_matches(cursor, forms, filters)
+    has_cjk = _HAS_CJK.search(forms.normalized)
+    if not matches and has_cjk and _is_common(forms.bigrams, bigram_weights(cursor)):
+        return _empty(too_broad=True)
+    if not matches and has_cjk and len(forms.normalized) >= TYPO_MIN_CHARS:
+        matches, facets = _typo_matches(cursor, forms, filters)
     window = matches[(page - 1) * per_page : page * per_page]
-    subjects = Subject.objects.in_bulk([m.subject_id for m in window])
+    page_ids = [m.subject_id for m in window]
+    subjects = {s.pk: s for s in _subjects("id = ANY(%s)", [page_ids], len(page_ids))} if window else {}
     hits = [SearchHit(subjects[m.subject_id], m.score, m.matched) for m in window if m.subject_id in subjects]
     return SearchResult(
         hits=hits,
@@ -168,21 +196,45 @@ def _search(cursor, forms: QueryForms, filters: SearchFilters, page: int, per_pa
 # --- identifiers -----------------------------------------------------------------------------
 
 
-def _identifier_lookup(text: str) -> Q | None:
-    """Return the Subject filter for an identifier-shaped query, or None for a name."""
+def _identifier_lookup(text: str) -> tuple[str, list[Any]] | None:
+    """Return the lists_subject condition for an identifier-shaped query, or None for a name."""
     value = compact_identifier(text)
     if not _IDENTIFIER_SHAPE.match(value) or not any(c.isdigit() for c in value):
         return None
     kind = classify_identifier(value).kind
+    legacy = "legacy_ids @> ARRAY[%s]::varchar(20)[]"
     if kind == PERSON_ID:
         # Only the keyed hash goes to the database; a 15-digit number may also be a legacy one.
-        lookup = Q(person_id_hash=person_id_hash(value))
-        return lookup | Q(legacy_ids__contains=[value]) if len(value) == 15 else lookup
+        hashed = person_id_hash(value)
+        if len(value) == 15:
+            return f"(person_id_hash = %s OR {legacy})", [hashed, value]
+        return "person_id_hash = %s", [hashed]
     if len(value) == 18:
-        return Q(uscc=value)
+        return "uscc = %s", [value]
     if len(value) == 15:
-        return Q(legacy_ids__contains=[value])
-    return Q(org_code=value)
+        return legacy, [value]
+    return "org_code = %s", [value]
+
+
+def _subjects(condition: str, params: list[Any], limit: int) -> list[Subject]:
+    """Return Subject instances by a condition on lists_subject, without the ORM's query building.
+
+    Search is the portal's hottest path; building the query through the ORM costs about a
+    millisecond more than the indexed lookup itself.
+    """
+    columns = _subject_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM lists_subject WHERE {condition} ORDER BY id LIMIT {int(limit)}",  # noqa: S608
+            params,
+        )
+        rows = cursor.fetchall()
+    return [Subject.from_db(connection.alias, columns, row) for row in rows]
+
+
+@cache
+def _subject_columns() -> list[str]:
+    return [f.attname for f in Subject._meta.concrete_fields]
 
 
 def _is_person_id(text: str) -> bool:
@@ -193,17 +245,19 @@ def _is_person_id(text: str) -> bool:
 # --- names -----------------------------------------------------------------------------------
 
 
-def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Match]:  # type: ignore[no-untyped-def]
+def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> tuple[list[_Match], Facets]:  # type: ignore[no-untyped-def]
     """Return up to CAP matching subjects, best first, from one UNION ALL over the match tiers."""
     where, where_params = _filter_sql(filters, "sn.subject_id")
-    branches: list[tuple[str, list[object]]] = []
+    branches: list[tuple[str, list[Any]]] = []
 
-    def add(score_sql: str, feature_sql: str, condition: str, params: list[object]) -> None:
+    def add(score_sql: str, feature_sql: str, condition: str, params: list[Any]) -> None:
+        # The filters are checked on at most SCAN_LIMIT name rows per tier, so that a short query
+        # with a filter few of its matches pass (wang, customs redlist) cannot read them all.
         branches.append(
             (
                 f"(SELECT sn.subject_id, {score_sql} AS tier, {feature_sql} AS feature, "  # noqa: S608
-                f"length(sn.normalized) AS len FROM lists_subjectname sn "
-                f"WHERE {condition}{where} LIMIT {CAP})",
+                f"length(sn.normalized) AS len FROM (SELECT {_NAME_COLUMNS} FROM lists_subjectname sn "
+                f"WHERE {condition} LIMIT {SCAN_LIMIT}) sn WHERE TRUE{where} LIMIT {CAP})",
                 params + where_params,
             )
         )
@@ -230,8 +284,10 @@ def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Ma
         )
     # Latin letters pair up with almost every name (ba, an, ng): a Latin query goes by its words
     # (English names, the Latin brand of a Chinese name) and by pinyin instead.
-    weights = _bigram_weights(cursor)
-    fragment = _gin_tsquery(forms.bigrams, weights) if _HAS_CJK.search(forms.normalized) else ""
+    weights = bigram_weights(cursor)
+    fragment = gin_tsquery(forms.bigrams, weights) if _HAS_CJK.search(forms.normalized) else ""
+    if fragment and _is_common(forms.bigrams, weights):
+        fragment = ""  # 地产开, 农业发展: exact names only, or "too broad"
     if fragment:
         add(
             "CASE WHEN strpos(sn.normalized, %s) = 1 THEN 600 ELSE 500 END",
@@ -239,7 +295,7 @@ def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Ma
             "sn.search_vector @@ to_tsquery('simple', %s) AND strpos(sn.normalized, %s) > 0",
             [forms.normalized, fragment, forms.normalized],
         )
-    core_fragment = _gin_tsquery(forms.core_bigrams, weights) if fragment else ""
+    core_fragment = gin_tsquery(forms.core_bigrams, weights) if fragment else ""
     if core_fragment:
         add(
             "400",
@@ -247,9 +303,14 @@ def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Ma
             "sn.search_vector @@ to_tsquery('simple', %s) AND strpos(sn.core, %s) > 0",
             [core_fragment, forms.core],
         )
-    for spelled in forms.pinyin:
+    for rank, spelled in enumerate(forms.pinyin):
+        # The first spelling is the whole query; later ones lack its region or legal form.
+        exact, prefix = (650, 550) if rank == 0 else (560, 520)
+        if len(spelled) < MIN_INITIALS_PREFIX:  # "hu" would start every twentieth name
+            add(str(exact), "'pinyin'", "sn.pinyin = %s", [spelled])
+            continue
         add(
-            "CASE WHEN sn.pinyin = %s THEN 650 ELSE 550 END",
+            f"CASE WHEN sn.pinyin = %s THEN {exact} ELSE {prefix} END",
             "'pinyin'",
             "sn.pinyin LIKE %s",
             [spelled, _like_prefix(spelled)],
@@ -264,16 +325,17 @@ def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Ma
             "sn.initials LIKE %s",
             [initials, _like_prefix(initials)],
         )
-    return _run_ranked(cursor, branches)
+    return _run_ranked(cursor, branches, filters)
 
 
-def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Match]:  # type: ignore[no-untyped-def]
+def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> tuple[list[_Match], Facets]:  # type: ignore[no-untyped-def]
     """Return subjects whose name is one character away from the query (substitution, insertion, deletion).
 
     A typo at character i spoils at most the two query bigrams around it, so the intended name
-    holds every other one. The candidates are an OR over the typo positions of the AND of the
-    bigrams it leaves intact, using only the rarer bigrams when there are enough of them (so that
-    有限, 公司 or 科技 never read half the index), then ranked by how many query bigrams they hold.
+    holds every other one. Candidates come from the rare query bigrams only (有限, 公司 or 科技
+    would read half the index): with three or more, an OR over the typo positions of the AND of
+    the rare bigrams each position leaves intact; with one or two, any of them. Candidates must
+    hold all query bigrams but two, and rank by how many they hold, then by length difference.
     """
     # The whole query, not its core: the bigram joining region and trade name (州振 in 杭州振华)
     # is often the rarest one left when a short trade name has a typo.
@@ -281,11 +343,11 @@ def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Ma
     bigrams = cjk_bigrams(source).split()
     unique = list(dict.fromkeys(bigrams))
     if len(bigrams) < 3:
-        return []
-    weights = _bigram_weights(cursor)
+        return [], _no_facets()
+    weights = bigram_weights(cursor)
     rare = [j for j, b in enumerate(bigrams) if weights.get(b, 0) < TYPO_RARE_WEIGHT]
     if not rare:
-        return []  # only common words left (房地产开发有限公司): any guess would be arbitrary
+        return [], _no_facets()  # only common words left (房地产开发有限公司): any guess would be arbitrary
     if len(rare) >= 3:
         alternatives = {
             tuple(sorted({bigrams[j] for j in rare if j not in (i - 1, i)})) for i in range(len(bigrams) + 1)
@@ -308,31 +370,51 @@ def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> list[_Ma
     """  # noqa: S608 - only placeholders and fixed SQL are interpolated
     tokens = [_quote_token(b) for b in unique]
     params = [len(unique), len(source), *tokens, tsquery, *tokens, need, *where_params]
-    return _run_ranked(cursor, [(f"({sql})", params)])
+    return _run_ranked(cursor, [(f"({sql})", params)], filters)
 
 
-def _run_ranked(cursor, branches: list[tuple[str, list[object]]]) -> list[_Match]:  # type: ignore[no-untyped-def]
-    """Run the union of branches and keep each subject's best tier, best subjects first."""
+def _run_ranked(
+    cursor, branches: list[tuple[str, list[Any]]], filters: SearchFilters
+) -> tuple[list[_Match], Facets]:  # type: ignore[no-untyped-def]
+    """Rank the union of branches (each subject at its best tier) and facet the first CAP subjects.
+
+    One statement string, one round trip: the session settings for this search, then the ranked
+    subjects and the facet counts as rows of one result.
+    """
     union = " UNION ALL ".join(sql for sql, _ in branches)
-    params = [p for _, branch_params in branches for p in branch_params]
+    params: list[Any] = [str(int(STATEMENT_TIMEOUT_MS))]
+    params += [p for _, branch_params in branches for p in branch_params]
+    facet_sql, facet_params = _facets_sql(filters)
     cursor.execute(
         f"""
-        SELECT m.subject_id, max(m.tier) AS tier,
-               (array_agg(m.len ORDER BY m.tier DESC, m.len))[1] AS len,
-               array_agg(m.feature ORDER BY m.tier DESC, m.len) AS features
-        FROM ({union}) m
-        GROUP BY m.subject_id
-        ORDER BY 2 DESC, 3, 1
-        LIMIT {CAP}
+        SELECT set_config('statement_timeout', %s, true), set_config('jit', 'off', true);
+        WITH r AS (
+            SELECT m.subject_id, max(m.tier) AS tier,
+                   (array_agg(m.len ORDER BY m.tier DESC, m.len))[1] AS len,
+                   array_agg(m.feature ORDER BY m.tier DESC, m.len) AS features
+            FROM ({union}) m
+            GROUP BY m.subject_id
+            ORDER BY 2 DESC, 3, 1
+            LIMIT {CAP}
+        ), {facet_sql}
         """,  # noqa: S608 - the branches are fixed SQL with placeholders
-        params,
+        params + facet_params,
     )
-    return [
-        _Match(subject_id, float(tier) + 1.0 / (2 + float(length)), list(dict.fromkeys(features)))
-        for subject_id, tier, length, features in cursor.fetchall()
-    ]
+    cursor.nextset()
+    matches, facets = [], _no_facets()
+    for facet, subject_id, tier, length, features, value, label, count in cursor.fetchall():
+        if facet == "hit":
+            score = float(tier) + 1.0 / (2 + float(length))
+            matches.append(_Match(subject_id, score, list(dict.fromkeys(features)), int(length), float(tier)))
+        else:
+            facets[facet].append((value, label or _label(facet, value), count))
+    matches.sort(key=lambda m: (-m.tier, m.length, m.subject_id))
+    for values in facets.values():
+        values.sort(key=lambda v: (-v[2], v[0]))
+    return matches, facets
 
 
+_NAME_COLUMNS = "sn.subject_id, sn.kind, sn.normalized, sn.core, sn.latin, sn.pinyin, sn.initials"
 # Exactly the expression of the subjectname_latin_words index, or the planner cannot use it.
 _LATIN_VECTOR = "to_tsvector('simple'::regconfig, (COALESCE(sn.latin, ''::character varying))::text)"
 
@@ -358,19 +440,27 @@ def _words_tsquery(latin: str) -> str:
     return " & ".join(words)
 
 
-def _gin_tsquery(bigrams: str, weights: dict[str, float]) -> str:
+def _is_common(bigrams: str, weights: dict[str, float]) -> bool:
+    """Return whether every bigram of a query is common, so that it matches a large share of names."""
+    return all(weights.get(b, 0) >= 1 for b in bigrams.split())
+
+
+def gin_tsquery(bigrams: str, weights: dict[str, float]) -> str:
     """Return an AND tsquery over the rarest few query bigrams (strpos rechecks the whole query)."""
     unique = list(dict.fromkeys(bigrams.split()))
     if not unique:
         return ""
     ranked = sorted(unique, key=lambda b: weights.get(b, 0))  # stable: keeps query order on ties
-    return " & ".join(_quote_token(b) for b in ranked[:MAX_GIN_BIGRAMS])
+    rare = [b for b in ranked if weights.get(b, 0) < 1]
+    # A common bigram's posting list (贸易: one name in ten) costs more than rechecking the rows
+    # that the rare ones find.
+    return " & ".join(_quote_token(b) for b in (rare or ranked[:2])[:MAX_GIN_BIGRAMS])
 
 
 _stats: tuple[float, dict[str, float]] = (0.0, {})
 
 
-def _bigram_weights(cursor) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def bigram_weights(cursor) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Return how common bigrams are; 1 or more is common.
 
     Legal forms, places and industry words are always common; so is any bigram in more than
@@ -410,7 +500,7 @@ def _static_weights() -> dict[str, float]:
 # --- filters and facets ----------------------------------------------------------------------
 
 
-def _filter_sql(filters: SearchFilters, subject_column: str) -> tuple[str, list[object]]:
+def _filter_sql(filters: SearchFilters, subject_column: str) -> tuple[str, list[Any]]:
     """Return " AND …" conditions on a subject id column for the filters, and their parameters."""
     sql, params = "", []
     statuses = STATUSES[filters.status]
@@ -447,43 +537,44 @@ def _filter_sql(filters: SearchFilters, subject_column: str) -> tuple[str, list[
     return sql, params
 
 
-def _facets(cursor, ids: list[int], filters: SearchFilters) -> dict[str, list[tuple[str, str, int]]]:  # type: ignore[no-untyped-def]
-    """Return counts of matching subjects per list, agency, kind, subject type, region and status."""
-    facets = _no_facets()
-    if not ids:
-        return facets
+def _facets_sql(filters: SearchFilters) -> tuple[str, list[Any]]:
+    """Return the CTEs and final SELECT that list the hits of CTE r and count them per facet value.
+
+    Every row is (facet, subject_id, tier, len, features, value, label, count); facet "hit" rows
+    are the ranked subjects, the others counts of those subjects per list, agency, list kind,
+    subject type, region (one level below the deepest region filter) and status.
+    """
     statuses = STATUSES[filters.status]
-    status_sql = " AND l.status = ANY(%(statuses)s)" if statuses is not None else ""
-    region_digits = min(
-        6, 2 + 2 * max((len(r) // 2 for r in filters.regions if _REGION_PREFIX.match(r)), default=0)
-    )
-    cursor.execute(
-        f"""
-        WITH l AS (
-            SELECT l.subject_id, l.status, cl.code, cl.name_zh, cl.kind, a.code AS agency, a.name_zh AS agency_name
+    status_sql = " AND status = ANY(%s)" if statuses is not None else ""
+    digits = min(6, 2 + 2 * max((len(r) // 2 for r in filters.regions if _REGION_PREFIX.match(r)), default=0))
+    sql = f"""
+        l AS MATERIALIZED (
+            SELECT l.subject_id, l.status, cl.code, cl.name_zh, cl.kind, a.code AS agency,
+                   a.name_zh AS agency_name
             FROM lists_listing l
             JOIN lists_creditlist cl ON cl.id = l.credit_list_id
             JOIN agencies_agency a ON a.id = cl.agency_id
-            WHERE l.subject_id = ANY(%(ids)s)
-        ), f AS (SELECT * FROM l WHERE TRUE{status_sql}),
-        s AS (SELECT id, subject_type, region_code FROM lists_subject WHERE id = ANY(%(ids)s))
-        SELECT 'lists', code, max(name_zh), count(DISTINCT subject_id) FROM f GROUP BY code
-        UNION ALL SELECT 'agencies', agency, max(agency_name), count(DISTINCT subject_id) FROM f GROUP BY agency
-        UNION ALL SELECT 'kinds', kind, '', count(DISTINCT subject_id) FROM f GROUP BY kind
-        UNION ALL SELECT 'subject_types', subject_type, '', count(*) FROM s GROUP BY subject_type
-        UNION ALL SELECT 'regions', left(region_code, %(digits)s), '', count(*) FROM s
-            WHERE length(region_code) >= %(digits)s GROUP BY 2
-        UNION ALL SELECT 'status', CASE WHEN status IN ('active', 'disputed') THEN 'active' ELSE status END,
-            '', count(DISTINCT subject_id) FROM l WHERE status IN ('active', 'disputed', 'expired', 'repaired')
-            GROUP BY 2
-        """,  # noqa: S608 - only fixed SQL is interpolated
-        {"ids": ids, "statuses": [str(s) for s in statuses or []], "digits": region_digits},
-    )
-    for facet, value, label, count in cursor.fetchall():
-        facets[facet].append((value, label or _label(facet, value), count))
-    for values in facets.values():
-        values.sort(key=lambda v: (-v[2], v[0]))
-    return facets
+            WHERE l.subject_id = ANY(ARRAY(SELECT subject_id FROM r))
+        ), f AS MATERIALIZED (SELECT * FROM l WHERE TRUE{status_sql}),
+        s AS MATERIALIZED (
+            SELECT id, subject_type, region_code FROM lists_subject
+            WHERE id = ANY(ARRAY(SELECT subject_id FROM r))
+        )
+        SELECT 'hit', subject_id, tier, len, features, NULL, NULL, NULL::bigint FROM r
+        UNION ALL SELECT 'lists', NULL, NULL, NULL, NULL, code, max(name_zh), count(DISTINCT subject_id)
+            FROM f GROUP BY code
+        UNION ALL SELECT 'agencies', NULL, NULL, NULL, NULL, agency, max(agency_name), count(DISTINCT subject_id)
+            FROM f GROUP BY agency
+        UNION ALL SELECT 'kinds', NULL, NULL, NULL, NULL, kind, '', count(DISTINCT subject_id) FROM f GROUP BY kind
+        UNION ALL SELECT 'subject_types', NULL, NULL, NULL, NULL, subject_type, '', count(*)
+            FROM s GROUP BY subject_type
+        UNION ALL SELECT 'regions', NULL, NULL, NULL, NULL, left(region_code, {digits}), '', count(*)
+            FROM s WHERE length(region_code) >= {digits} GROUP BY left(region_code, {digits})
+        UNION ALL SELECT 'status', NULL, NULL, NULL, NULL, st, '', count(DISTINCT subject_id) FROM (
+            SELECT subject_id, CASE WHEN status IN ('active', 'disputed') THEN 'active' ELSE status END AS st
+            FROM l WHERE status IN ('active', 'disputed', 'expired', 'repaired')) x GROUP BY st
+    """  # noqa: S608 - only fixed SQL and an integer are interpolated
+    return sql, [[str(s) for s in statuses]] if statuses is not None else []
 
 
 def _label(facet: str, value: str) -> str:

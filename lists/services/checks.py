@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from agencies.models import ApiKey
 
 from .. import identifiers as ids
-from ..models import ApiRequestLog, Listing, Measure, Restriction, Subject
+from ..models import ApiRequestLog, Measure, Subject
 from .screening import lookup_identifier
 
 
@@ -46,14 +48,71 @@ def data_version() -> int:
         return int(cursor.fetchone()[0])
 
 
+_MEASURE_CACHE_SECONDS = 60
+_measures: dict[str, Any] = {"at": -1.0, "by_code": {}}
+
+
+def current_measure(code: str) -> Measure | None:
+    """Return the measure with this code in the edition in force (cached for a minute per process)."""
+    now = time.monotonic()
+    if now - _measures["at"] > _MEASURE_CACHE_SECONDS:
+        _measures["by_code"] = {m.code: m for m in Measure.objects.current()}
+        _measures["at"] = now
+    return _measures["by_code"].get(code)
+
+
+_SUBJECT_FIELDS = (
+    "id", "subject_type", "name", "name_en", "aliases", "uscc", "person_id_masked", "org_code", "legacy_ids",
+    "region_code",
+)  # fmt: skip
+_SUBJECT_LOOKUP = {
+    "uscc": "uscc = %s",
+    "person_id_hash": "person_id_hash = %s",
+    "org_code": "org_code = %s",
+    "legacy_ids": "legacy_ids @> ARRAY[%s]::varchar[]",
+}
+
+
 def find_subject(identifier: str) -> Subject | None:
     """Return the subject with exactly this identifier (a person's by keyed hash), or None."""
     found = lookup_identifier(identifier)
     if found is None:
         return None
     column, value = found
-    lookup = {"legacy_ids__contains": [value]} if column == "legacy_ids" else {column: value}
-    return Subject.objects.filter(**lookup).order_by("pk").first()
+    # Plain SQL: this runs at every counter check, and the ORM's query building is most of its cost.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_SUBJECT_FIELDS)} FROM lists_subject "  # noqa: S608 - fixed SQL per column
+            f"WHERE {_SUBJECT_LOOKUP[column]} ORDER BY id LIMIT 1",
+            [value],
+        )
+        row = cursor.fetchone()
+    return Subject(**dict(zip(_SUBJECT_FIELDS, row, strict=True))) if row else None
+
+
+# One round trip: the data version, and each in-force restriction with its measure, listing,
+# list and agency (a check is called at airline and procurement counters: every trip counts).
+_CHECK_SQL = """
+    SELECT v.seq, r.measure_code, r.measure_name, r.measure_kind, r.measure_basis, r.listing_id,
+           r.starts_on, r.ends_on, r.list_code, r.list_name, r.agency_code, r.reference, r.status,
+           r.decided_on, r.expires_on, r.list_basis
+    FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM lists_change) v
+    LEFT JOIN LATERAL (
+        SELECT m.code AS measure_code, m.name_zh AS measure_name, m.kind AS measure_kind,
+               m.legal_basis AS measure_basis, l.id AS listing_id, r.starts_on, r.ends_on,
+               cl.code AS list_code, cl.name_zh AS list_name, a.code AS agency_code, l.reference,
+               l.status, l.decided_on, l.expires_on, cl.legal_basis AS list_basis
+        FROM lists_restriction r
+        JOIN lists_measure m ON m.id = r.measure_id
+        JOIN lists_listing l ON l.id = r.listing_id
+        JOIN lists_creditlist cl ON cl.id = l.credit_list_id AND cl.is_public
+        JOIN agencies_agency a ON a.id = cl.agency_id
+        WHERE r.subject_id = %(subject)s AND r.lifted_at IS NULL AND r.starts_on <= %(on)s
+          AND (r.ends_on IS NULL OR r.ends_on >= %(on)s)
+          AND (%(measure)s::bigint IS NULL OR r.measure_id = %(measure)s::bigint)
+    ) r ON true
+    ORDER BY r.measure_code, r.listing_id
+"""
 
 
 def check_restriction(
@@ -61,54 +120,55 @@ def check_restriction(
 ) -> CheckResult:
     """Return whether the measure (any measure when None) restricts the subject on the day."""
     on = on or timezone.localdate()
-    result = CheckResult(subject=subject, measure=measure, data_version=data_version())
-    if subject is None:
-        return result
-    restrictions = (
-        Restriction.objects.in_force(on)
-        .filter(subject=subject, listing__credit_list__is_public=True)
-        .select_related("measure", "listing")
-        .order_by("measure__code", "listing_id")
-    )
-    if measure is not None:
-        restrictions = restrictions.filter(measure__code=measure.code)
-    listing_ids = set()
-    for r in restrictions:
-        entry = _restriction(r)
-        target = result.incentives if r.measure.kind == Measure.Kind.INCENTIVE else result.restrictions
-        target.append(entry)
-        listing_ids.add(r.listing_id)
-    listings = (
-        Listing.objects.filter(Q(pk__in=listing_ids)).select_related("credit_list__agency").order_by("pk")
-    )
-    result.listings = [_listing(listing) for listing in listings]
+    result = CheckResult(subject=subject, measure=measure)
+    params = {
+        "subject": subject.pk if subject else None,
+        "on": on,
+        "measure": measure.pk if measure else None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CHECK_SQL, params)
+        rows = cursor.fetchall()
+    result.data_version = int(rows[0][0])
+    listings: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row[1] is None:
+            continue
+        target = result.incentives if row[3] == Measure.Kind.INCENTIVE else result.restrictions
+        target.append(_restriction(row))
+        listings.setdefault(row[5], _listing(row))
+    result.listings = [listings[pk] for pk in sorted(listings)]
     return result
 
 
-def _restriction(r: Restriction) -> dict[str, Any]:
+def _restriction(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
-        "measure": r.measure.code,
-        "name": r.measure.name_zh,
-        "kind": r.measure.kind,
-        "legal_basis": r.measure.legal_basis,
-        "listing_id": r.listing_id,
-        "starts_on": r.starts_on,
-        "until": r.ends_on,
+        "measure": row[1],
+        "name": row[2],
+        "kind": row[3],
+        "legal_basis": _json(row[4]),
+        "listing_id": row[5],
+        "starts_on": row[6],
+        "until": row[7],
     }
 
 
-def _listing(listing: Listing) -> dict[str, Any]:
+def _listing(row: tuple[Any, ...]) -> dict[str, Any]:
     return {
-        "id": listing.pk,
-        "list": listing.credit_list.code,
-        "list_name": listing.credit_list.name_zh,
-        "agency": listing.credit_list.agency.code,
-        "reference": listing.reference,
-        "status": listing.status,
-        "decided_on": listing.decided_on,
-        "expires_on": listing.expires_on,
-        "legal_basis": listing.credit_list.legal_basis,
+        "id": row[5],
+        "list": row[8],
+        "list_name": row[9],
+        "agency": row[10],
+        "reference": row[11],
+        "status": row[12],
+        "decided_on": row[13],
+        "expires_on": row[14],
+        "legal_basis": _json(row[15]),
     }
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def safe_identifier(text: str) -> str:
@@ -130,8 +190,13 @@ def record_api_request(
     subject: Subject | None = None,
     outcome: str = "",
 ) -> ApiRequestLog:
-    """Record one screening or check request for audit and for per-measure enforcement counts."""
-    return ApiRequestLog.objects.create(
+    """Record one screening or check request for audit and for per-measure enforcement counts.
+
+    The row is committed without waiting for the WAL flush: a check must answer in
+    milliseconds, and a database crash can lose at most the last fraction of a second of
+    request logs, never published data (synchronous_commit only applies to this transaction).
+    """
+    log = ApiRequestLog(
         endpoint=endpoint,
         api_key=api_key,
         query=query,
@@ -141,3 +206,39 @@ def record_api_request(
         subject=subject,
         outcome=outcome,
     )
+    with connection.cursor() as cursor:
+        # set_config(..., true) lasts until this statement's own transaction commits.
+        cursor.execute(
+            """INSERT INTO lists_apirequestlog
+                   (api_key_id, at, endpoint, query, measure_id, subject_id, data_version, results_count, outcome)
+               SELECT %s, now(), %s, %s, %s, %s, %s, %s, %s
+               FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
+               RETURNING id, at""",
+            [
+                api_key.pk if api_key else None,
+                endpoint,
+                json.dumps(query, ensure_ascii=False, default=str),
+                measure.pk if measure else None,
+                subject.pk if subject else None,
+                data_version,
+                results_count,
+                outcome,
+            ],
+        )
+        log.pk, log.at = cursor.fetchone()
+    return log
+
+
+def check_counts(*, since: dt.datetime, until: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Return how many checks each measure had in the period, and how many answered restricted."""
+    logs = ApiRequestLog.objects.filter(endpoint="check", measure__isnull=False, at__gte=since)
+    if until is not None:
+        logs = logs.filter(at__lt=until)
+    rows = (
+        logs.values("measure__code")
+        .annotate(checks=Count("id"), restricted=Count("id", filter=Q(outcome="restricted")))
+        .order_by("measure__code")
+    )
+    return [
+        {"measure": r["measure__code"], "checks": r["checks"], "restricted": r["restricted"]} for r in rows
+    ]

@@ -13,6 +13,7 @@ every existing row even when its WHERE leaves it unchanged).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
@@ -28,7 +29,6 @@ _CARRY = """
     WHERE r.measure_id = o.id AND o.edition_id = oe.id AND NOT oe.is_current
       AND n.code = o.code AND n.edition_id = ne.id AND ne.is_current AND r.lifted_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM lists_restriction x WHERE x.listing_id = r.listing_id AND x.measure_id = n.id)
-      {scope_r}
 """
 
 # IF NOT EXISTS + TRUNCATE: a caller's outer transaction may run two recomputes before it commits.
@@ -113,7 +113,10 @@ def apply_measures(
             if not scoped:
                 cursor.execute("SET LOCAL work_mem = '256MB'")  # hash joins over millions of rows
             cursor.execute(_TEMP_TABLES)
-            cursor.execute(_CARRY.format(scope_r=scope_r), params)
+            if not scoped:
+                # A scoped run (publish, expiry) may lift-and-re-add instead: same end state, and
+                # it skips a scan that only matters once, right after a new edition is loaded.
+                cursor.execute(_CARRY)
             cursor.execute(_DESIRE.format(scope_l=scope_l), params)
             cursor.execute("ANALYZE _desired")
             counts = [
@@ -133,7 +136,7 @@ def apply_measures(
 
 
 def _run(
-    cursor: CursorWrapper, statement: str, params: list[object], column: str, feed_reason: str | None
+    cursor: CursorWrapper, statement: str, params: list[Any], column: str, feed_reason: str | None
 ) -> int:
     """Execute one step; with a feed reason, keep the ids of the listings it touched."""
     sql = statement if feed_reason is None else _COLLECT.format(statement=statement, column=column)

@@ -39,12 +39,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if not secret.startswith(KEY_PREFIX):
             raise exceptions.AuthenticationFailed("Malformed API key.")
-        key = (
-            ApiKey.objects.usable()
-            .select_related("agency")
-            .filter(key_hash=ApiKey.hash_secret(secret))
-            .first()
-        )
+        key = _cached_key(ApiKey.hash_secret(secret))
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         _touch(key)

@@ -57,3 +57,7 @@ class HasKey(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return key_of(request) is not None
+
+
+class IsOperator(_ScopeRequired):
+    scope = ApiKey.Scope.OPERATOR

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lists.models import Measure, Subject
+from lists.models import Subject
 from lists.services import checks, screening
 
 from . import serializers as s
-from .permissions import CanScreen, key_of
+from .permissions import CanScreen, IsOperator, key_of
 
 
 class Screen(APIView):
@@ -102,11 +104,16 @@ class Check(APIView):
         args = form.validated_data
         measure = None
         if args.get("measure"):
-            measure = Measure.objects.current().filter(code=args["measure"]).first()
+            measure = checks.current_measure(args["measure"])
             if measure is None:
                 raise serializers.ValidationError({"measure": "no such measure in the catalogue in force"})
         if args.get("subject"):
             subject = Subject.objects.filter(pk=args["subject"]).first()
+        elif screening.lookup_identifier(args["identifier"]) is None:
+            # A mistyped number must not read as "allowed" at the counter.
+            raise serializers.ValidationError(
+                {"identifier": "not a valid USCC, organisation code or ID number"}
+            )
         else:
             subject = checks.find_subject(args["identifier"])
         result = checks.check_restriction(subject=subject, measure=measure)
@@ -128,11 +135,24 @@ class Check(APIView):
             "outcome": outcome,
             "allowed": result.allowed,
             "until": result.until,
-            "subject": subject,
+            "subject": s.SubjectSerializer(subject).data if subject else None,
             "measure": measure.code if measure else None,
             "restrictions": result.restrictions,
             "incentives": result.incentives,
             "listings": result.listings,
             "data_version": result.data_version,
         }
-        return Response(s.CheckResponseSerializer(body).data)
+        return Response(body)
+
+
+class CheckCounts(APIView):
+    """How often each measure was checked (enforced) since a time, and how often it restricted."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(parameters=[s.CheckCountsQuerySerializer], responses=s.CheckCountSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        form = s.CheckCountsQuerySerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        since = form.validated_data.get("since") or timezone.now() - dt.timedelta(days=30)
+        return Response(checks.check_counts(since=since, until=form.validated_data.get("until")))

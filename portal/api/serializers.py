@@ -271,6 +271,17 @@ class CheckResponseSerializer(serializers.Serializer):
     data_version = serializers.IntegerField()
 
 
+class CheckCountsQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Default: 30 days ago")
+    until = serializers.DateTimeField(required=False)
+
+
+class CheckCountSerializer(serializers.Serializer):
+    measure = serializers.CharField()
+    checks = serializers.IntegerField()
+    restricted = serializers.IntegerField()
+
+
 class ExportSerializer(serializers.ModelSerializer):
     list = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("subjects/<int:pk>", views.SubjectDetail.as_view(), name="subject-detail"),
     path("changes", views.ChangeFeed.as_view(), name="change-list"),
     path("check", screening.Check.as_view(), name="check"),
+    path("check/counts", screening.CheckCounts.as_view(), name="check-counts"),
     path("screen", screening.Screen.as_view(), name="screen"),
     path("exports", integrations.ExportList.as_view(), name="export-list"),
     path("exports/<slug:scope>.<str:fmt>", integrations.ExportFile.as_view(), name="export-file"),

@@ -24,8 +24,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
-from django.forms.forms import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -40,10 +39,10 @@ from agencies.services import record_event
 from .views import LoginView, client_ip
 
 logger = logging.getLogger(__name__)
-LOCKED_MESSAGE = "登录失败次数过多，请 {minutes} 分钟后再试。Too many failed sign-ins; try again in {minutes} minutes."
-INVALID_LOGIN = (
-    "用户名、密码或验证码不正确。Enter a correct username, password and (if you enrolled an authenticator) code."
+LOCKED_MESSAGE = (
+    "登录失败次数过多，请 {minutes} 分钟后再试。Too many failed sign-ins; try again in {minutes} minutes."
 )
+INVALID_LOGIN = "用户名、密码或验证码不正确。Enter a correct username, password and (if you enrolled an authenticator) code."
 # Pages a signed-in but not yet TOTP-verified member may still open.
 OPEN_PAGES = {"login", "logout", "totp"}
 # POSTs that approve or decide: they need a verified session when REQUIRE_TOTP_FOR_APPROVERS is on.
@@ -105,7 +104,7 @@ class SignInForm(AuthenticationForm):
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
-        if is_locked_out(self.request, username):
+        if self.request is not None and is_locked_out(self.request, username):
             minutes = max(1, settings.LOGIN_LOCKOUT_SECONDS // 60)
             raise ValidationError(LOCKED_MESSAGE.format(minutes=minutes), code="locked")
         cleaned = super().clean()
@@ -115,7 +114,7 @@ class SignInForm(AuthenticationForm):
             if device is None:
                 # The same message as a wrong password: a missing code must not confirm the password.
                 raise ValidationError(INVALID_LOGIN, code="invalid_login")
-            user.otp_device = device  # django_otp marks the session verified on login
+            user.otp_device = device  # type: ignore[attr-defined]  # django_otp verifies the session on login
         return cleaned
 
 
@@ -132,13 +131,11 @@ class ThrottledLoginView(LoginView):
         username = (self.request.POST.get("username") or "")[:150]
         locked = form.has_error(NON_FIELD_ERRORS, "locked")
         if not locked:
+            # Attempts refused while locked out are not audited: that keeps a flood from filling the log.
             count_failure(self.request, username)
-        record_event(
-            action="staff.login_failed",
-            actor_label=username[:100] or "(empty)",
-            detail={"locked": locked},
-            ip_address=client_ip(self.request),
-        )
+            record_event(
+                action="staff.login_failed", actor_label=username[:100], ip_address=client_ip(self.request)
+            )
         response = super().form_invalid(form)
         response.status_code = 429 if locked else 200
         return response
@@ -161,25 +158,41 @@ def totp(request: HttpRequest) -> HttpResponse:
     """Enrol an authenticator (TOTP), or verify this session with it."""
     user: Any = request.user
     enrolled = user_has_device(user, confirmed=True)
-    form = TotpForm(request.POST or None)
     if enrolled and user.is_verified():
         return render(request, "staff/totp.html", {"state": "verified"})
     device = None if enrolled else _pending_device(user)
+    form = TotpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        token = form.cleaned_data["token"]
-        verified = match_token(user, token) if enrolled else (device if device.verify_token(token) else None)
-        if verified is not None:
-            if not enrolled:
-                verified.confirmed = True
-                verified.save(update_fields=["confirmed"])
-                record_event(action="staff.totp_enrolled", actor=user, ip_address=client_ip(request))
-            otp_login(request, verified)
+        if _verify_session(request, device, form.cleaned_data["token"]):
             return HttpResponseRedirect(_next_url(request))
         form.add_error("token", "验证码不正确 The code is not correct.")
-    context = {"state": "verify" if enrolled else "enrol", "form": form, "next": _next_url(request)}
+    context: dict[str, Any] = {
+        "state": "enrol" if device else "verify",
+        "form": form,
+        "next": _next_url(request),
+    }
     if device is not None:
-        context.update(otpauth_uri=device.config_url, qr_data_uri=segno.make(device.config_url).svg_data_uri(scale=4))
+        context.update(
+            otpauth_uri=device.config_url, qr_data_uri=segno.make(device.config_url).svg_data_uri(scale=4)
+        )
     return render(request, "staff/totp.html", context)
+
+
+def _verify_session(request: HttpRequest, pending: TOTPDevice | None, token: str) -> bool:
+    """Verify the session with a code; a pending device is confirmed by its first good code."""
+    user: Any = request.user
+    if pending is None:
+        verified = match_token(user, token)
+    else:
+        verified = pending if pending.verify_token(token) else None
+    if verified is None:
+        return False
+    if pending is not None:
+        pending.confirmed = True
+        pending.save(update_fields=["confirmed"])
+        record_event(action="staff.totp_enrolled", actor=user, ip_address=client_ip(request))
+    otp_login(request, verified)
+    return True
 
 
 def _pending_device(user: Any) -> TOTPDevice:
@@ -189,7 +202,7 @@ def _pending_device(user: Any) -> TOTPDevice:
 
 
 class StaffOtpMiddleware:
-    """Send unverified sessions of enrolled members, and unverified approvals, to the TOTP page."""
+    """Send unverified sessions of enrolled members (staff area and admin), and unverified approvals, to the TOTP page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -200,7 +213,7 @@ class StaffOtpMiddleware:
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
         match = request.resolver_match
         user: Any = getattr(request, "user", None)
-        if match is None or match.namespace != "staff" or match.url_name in OPEN_PAGES:
+        if match is None or match.namespace not in ("staff", "admin") or match.url_name in OPEN_PAGES:
             return None
         if user is None or not user.is_authenticated or user.is_verified():
             return None

@@ -172,9 +172,6 @@ def batch_rows(request: HttpRequest, pk: int) -> HttpResponse:
     show = request.GET.get("show", "change")
     rows = batch.rows.filter(**ROW_FILTERS.get(show, ROW_FILTERS["change"])).order_by("line_no")
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
-    for row in page.object_list:
-        row.changes = [(k, v[0], v[1]) for k, v in row.diff.items() if k != "before" and isinstance(v, list)]
     context = {
         "batch": batch,
         "page": page,

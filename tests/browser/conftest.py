@@ -9,7 +9,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from django.core.management import call_command
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls in the test body
 # are still synchronous, so Django's async-safety guard would refuse them without this.
@@ -47,18 +46,3 @@ def browser_page(chromium) -> Iterator[object]:  # type: ignore[no-untyped-def]
     page = context.new_page()
     yield page
     context.close()
-
-
-@pytest.fixture(autouse=True)
-def _reference_data(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
-    """Load the reference data: an earlier transaction=True test may have flushed it."""
-    with django_db_blocker.unblock():
-        call_command("load_reference", verbosity=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_reference_data(django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Reload the reference data after this module's flushes, for the tests that follow."""
-    yield
-    with django_db_blocker.unblock():
-        call_command("load_reference", verbosity=0)

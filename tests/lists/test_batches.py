@@ -17,6 +17,7 @@ from lists.models import Batch, BatchRow, Change, CreditList, Listing, Restricti
 from lists.services import batches, measures
 from lists.services.batches import BatchError
 from lists.services.periods import default_expiry
+from lists.services.raw_files import read_raw_file
 from tests.factories import MembershipFactory, UserFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
@@ -76,8 +77,7 @@ def test_receiving_a_file_keeps_it_and_enqueues_validation(
             origin="upload", actor=uploader, ip_address="10.0.0.7",
         )  # fmt: skip
     assert len(callbacks) == 1
-    batch.raw_file.open("rb")
-    assert batch.raw_file.read() == payload
+    assert read_raw_file(batch) == payload  # kept, encrypted at rest (tests/lists/test_raw_files.py)
     assert ".." not in batch.raw_file.name and batch.file_size == len(payload) and len(batch.sha256) == 64
     event = AuditEvent.objects.get(action="batch.receive", target_id=str(batch.pk))
     assert event.ip_address == "10.0.0.7" and event.actor == uploader
@@ -117,8 +117,7 @@ def test_the_keyvalue_file_fails_with_one_clear_message_and_nothing_staged(tax_l
     assert batch.status == Batch.Status.FAILED
     assert "key/value" in batch.error
     assert not batch.rows.exists()
-    batch.raw_file.open("rb")
-    assert batch.raw_file.read()  # the file itself is kept
+    assert read_raw_file(batch)  # the file itself is kept
 
 
 def test_the_keyvalue_file_loads_through_its_declared_format(tax_list):
@@ -423,3 +422,12 @@ def test_a_legacy_xls_workbook_loads(tax_list):
     batch = load(tax_list, (DATA / "small_list.xls").read_bytes(), filename="small_list.xls")
     assert batch.file_format == "xls" and batch.status in ("ready", "needs_mapping"), batch.error
     assert batch.counts["rows"] == 3
+
+
+def test_removing_a_record_that_is_not_published_is_a_warning(tax_list, uploader):
+    header = "名称,统一社会信用代码,文书号,操作\n"
+    payload = (header + f"测试9贸易有限公司,{valid_uscc(9)},税稽罚〔2025〕9号,删除\n").encode()
+    batch = load(tax_list, payload, user=uploader)
+    row = batch.rows.get()
+    assert row.action == "" and row.warnings == ["action: no published record to remove"]
+    assert batch.counts["remove"] == 0 and batch.counts["warning"] == 1

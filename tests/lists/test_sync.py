@@ -474,3 +474,19 @@ def test_trusting_a_source_records_who_waived_approval_and_when(feed) -> None:  
 
     untrusted = distrust_source(source_id=source.pk)
     assert (untrusted.is_trusted, untrusted.trusted_by, untrusted.trusted_at) == (False, None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unchanged_feed_makes_no_new_batch(feed) -> None:  # type: ignore[no-untyped-def]
+    feed.routes["/feed"] = page([record(1), record(2)])
+    source = make_source(feed, trusted=False)
+    first = sync_source(source_id=source.pk)
+    assert first is not None and first.status == Batch.Status.READY
+
+    assert sync_source(source_id=source.pk) is None, "the same bytes again: nothing to approve twice"
+    assert Batch.objects.filter(source=source).count() == 1
+    assert Source.objects.get(pk=source.pk).health == Source.Health.HEALTHY
+
+    feed.routes["/feed"] = page([record(1), record(2), record(3)])
+    assert sync_source(source_id=source.pk) is not None
+    assert Batch.objects.filter(source=source).count() == 2

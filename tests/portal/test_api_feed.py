@@ -158,3 +158,15 @@ def test_csv_exports_are_safe_against_formula_injection() -> None:
     assert rows[0]["name"] == "'=1+2有限公司" and rows[0]["reason"] == "'@SUM(A1)"
     assert export.rows == 1
     assert safe_cell("-1") == "'-1" and safe_cell("平安") == "平安"
+
+
+@pytest.mark.django_db
+def test_the_export_task_exports_only_lists_that_moved() -> None:
+    from lists import tasks
+
+    publish()
+    first = tasks.refresh_exports()
+    assert first >= 4  # the moved list and "all", in two formats (untouched lists get a first, empty export)
+    assert tasks.refresh_exports() == 0
+    publish()
+    assert tasks.refresh_exports() == 4

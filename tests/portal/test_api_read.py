@@ -123,11 +123,17 @@ def test_checks_are_counted_per_measure(client, screener) -> None:  # type: igno
     assert logs.count() == 3
     assert {log.outcome for log in logs} == {"restricted"}
     assert all(log.data_version > 0 for log in logs)
+    _, operator = make_key(["operator"])
+    assert client.get("/api/v1/check/counts", **auth(screener)).status_code == 403
+    counts = client.get("/api/v1/check/counts", **auth(operator)).json()
+    assert counts == [{"measure": measure.code, "checks": 3, "restricted": 3}]
 
 
-def test_check_refuses_an_unknown_measure(client, screener) -> None:  # type: ignore[no-untyped-def]
+def test_check_refuses_an_unknown_measure_and_a_malformed_identifier(client, screener) -> None:  # type: ignore[no-untyped-def]
     response = client.get("/api/v1/check", {"subject": 1, "measure": "NOPE"}, **auth(screener))
-    assert response.status_code == 400
+    typo = client.get("/api/v1/check", {"identifier": "11010519800101123"}, **auth(screener))
+    bad_check_digit = client.get("/api/v1/check", {"identifier": "110105198001011230"}, **auth(screener))
+    assert (response.status_code, typo.status_code, bad_check_digit.status_code) == (400, 400, 400)
 
 
 def test_a_person_is_found_by_full_id_but_never_shown_with_it(client, screener) -> None:  # type: ignore[no-untyped-def]

@@ -56,6 +56,15 @@ PUBLIC_API = {
 # Public due-process pages: opening the forms for a published listing needs no account.
 PUBLIC_CASES = {"cases:objection-new", "cases:repair-new", "cases:filed", "cases:track"}
 DENIED = {401, 403, 404, 405}
+# Actions only some roles of the agency may take (POST on the agency's own objects must be 403 otherwise).
+ROLES_IN_A = {"uploader", "approver", "admin"}
+ROLE_ONLY = {
+    "staff:batch-publish": {"approver", "admin"},
+    "staff:batch-reject": {"approver", "admin"},
+    "staff:batch-rollback": {"approver", "admin"},
+    "staff:case-decide": {"approver", "admin"},
+    "staff:source-sync": {"admin"},
+}
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
@@ -102,7 +111,7 @@ def _walk(patterns: list[Any], namespace: str = "") -> Iterator[tuple[str, list[
 
 def matrix_urls() -> list[tuple[str, list[str]]]:
     """Return (namespaced name, URL keyword arguments) of every staff, case and API URL."""
-    return sorted(set((name, tuple(kwargs)) for name, kwargs in _walk(get_resolver().url_patterns)))  # type: ignore[misc]
+    return sorted({(name, tuple(kwargs)) for name, kwargs in _walk(get_resolver().url_patterns)})  # type: ignore[misc]
 
 
 def _filler(name: str, kwarg: str) -> Callable[[Side], Any] | None:
@@ -113,7 +122,9 @@ def _filler(name: str, kwarg: str) -> Callable[[Side], Any] | None:
 
 
 def test_the_matrix_knows_every_url():
-    unknown = [f"{name}({kw})" for name, kwargs in matrix_urls() for kw in kwargs if _filler(name, kw) is None]
+    unknown = [
+        f"{name}({kw})" for name, kwargs in matrix_urls() for kw in kwargs if _filler(name, kw) is None
+    ]
     assert not unknown, f"the permission matrix cannot fill these URLs; add them to FILL: {unknown}"
     names = {name for name, _ in matrix_urls()}
     assert {"staff:dashboard", "staff:batch-publish", "api:screen", "api:batch-push"} <= names
@@ -138,10 +149,18 @@ def _side(agency: Agency, credit_list: CreditList, tag: str, uploader: Any, key:
         uploaded_by=uploader,
     )
     case = file_objection(
-        listing=listing, applicant_name=f"申请人{tag}甲", applicant_email=f"{tag}@example.org", field="reason", grounds="x"
+        listing=listing,
+        applicant_name=f"申请人{tag}甲",
+        applicant_email=f"{tag}@example.org",
+        field="reason",
+        grounds="x",
     ).case
-    evidence = add_evidence(case=case, upload=SimpleUploadedFile("p.pdf", PDF, content_type="application/pdf"))
-    source, _ = Source.objects.get_or_create(credit_list=credit_list, defaults={"url": "https://feed.example.org/x"})
+    evidence = add_evidence(
+        case=case, upload=SimpleUploadedFile("p.pdf", PDF, content_type="application/pdf")
+    )
+    source, _ = Source.objects.get_or_create(
+        credit_list=credit_list, defaults={"url": "https://feed.example.org/x"}
+    )
     watchlist = Watchlist.objects.create(api_key=key, name=f"private-watchlist-{tag}")
     webhook = Webhook.objects.create(
         api_key=key, watchlist=watchlist, url=f"https://hook-{tag}.example.org/in", secret="s" * 32
@@ -198,7 +217,13 @@ def world(settings, tmp_path) -> tuple[dict[str, Side], list[Identity]]:  # type
         ("key-push-B", None, None, {"B"}),
         ("key-operator", ["operator"], None, set()),
     ]:
-        secret = secret_a if name == "key-push-A" else secret_b if name == "key-push-B" else make_key(scopes, agency=agency)[1]
+        secret = (
+            secret_a
+            if name == "key-push-A"
+            else secret_b
+            if name == "key-push-B"
+            else make_key(scopes, agency=agency)[1]
+        )
         # An agency's push key is that agency's own: it may see the agency's batches.
         agency_codes = {sides[tag].agency.code for tag in owns}
         identities.append(Identity(name, Client(**auth(secret)), agency_codes, owns, has_key=True))
@@ -232,9 +257,17 @@ def _check(name: str, identity: Identity, side_tag: str, side: Side, method: str
         login = reverse(django_settings.LOGIN_URL)
         if not (status in DENIED or (status == 302 and response["Location"].startswith(login))):
             problems.append(f"{where}: anonymous/keyed caller not sent to sign in")
-    if namespace == "staff" and identity.is_staff and side_tag != "-" and not _entitled_to_staff_data(identity, side):
-        if status not in DENIED:
-            problems.append(f"{where}: staff of another agency reached the object")
+    if (
+        namespace == "staff"
+        and identity.is_staff
+        and side_tag != "-"
+        and not _entitled_to_staff_data(identity, side)
+    ) and status not in DENIED:
+        problems.append(f"{where}: staff of another agency reached the object")
+    roles = ROLE_ONLY.get(name)
+    own = side_tag == "A" and identity.name in ROLES_IN_A
+    if roles and own and identity.name not in roles and method == "POST" and status != 403:
+        problems.append(f"{where}: a role without the right was not refused")
     if namespace == "cases" and name not in PUBLIC_CASES and status == 200:
         problems.append(f"{where}: case page without the access code")
     if namespace == "api" and name not in PUBLIC_API:
@@ -245,12 +278,18 @@ def _check(name: str, identity: Identity, side_tag: str, side: Side, method: str
     return problems
 
 
-def _leaks(name: str, identity: Identity, sides: dict[str, Side], method: str, status: int, body: str) -> list[str]:
+def _leaks(
+    name: str, identity: Identity, sides: dict[str, Side], method: str, status: int, body: str
+) -> list[str]:
     problems = []
     for tag, side in sides.items():
         private = [] if _entitled_to_staff_data(identity, side) else side.staff_markers
         private = private + ([] if tag in identity.key_of else side.key_markers)
-        problems += [f"{method} {name} as {identity.name} → {status}: shows {m!r} of {tag}" for m in private if m in body]
+        problems += [
+            f"{method} {name} as {identity.name} → {status}: shows {m!r} of {tag}"
+            for m in private
+            if m in body
+        ]
     return problems
 
 
@@ -260,7 +299,10 @@ def test_permission_matrix(world, name, kwargs):
     fills = [_filler(name, kw) for kw in kwargs]
     if None in fills:
         pytest.fail(f"{name}: the matrix cannot fill {kwargs} (see test_the_matrix_knows_every_url)")
-    targets = {tag: reverse(name, kwargs={kw: f(side) for kw, f in zip(kwargs, fills, strict=True)}) for tag, side in sides.items()}
+    targets = {
+        tag: reverse(name, kwargs={kw: f(side) for kw, f in zip(kwargs, fills, strict=True)})
+        for tag, side in sides.items()
+    }
     if not kwargs:
         targets = {"-": targets["A"]}
     problems: list[str] = []
@@ -272,5 +314,7 @@ def test_permission_matrix(world, name, kwargs):
             for method in ("get", "post"):
                 response = getattr(identity.client, method)(url)
                 problems += _check(name, identity, tag, side, method.upper(), response)
-                problems += _leaks(name, identity, sides, method.upper(), response.status_code, _body(response))
+                problems += _leaks(
+                    name, identity, sides, method.upper(), response.status_code, _body(response)
+                )
     assert not problems, "\n".join(problems)

@@ -37,7 +37,8 @@ _MATCH = """
 """
 _NOTHING_TO_REMOVE = """
     UPDATE lists_batchrow r SET action = '',
-        warnings = r.warnings || '["action: no published record to remove"]'::jsonb,
+        warnings = CASE WHEN r.warnings @> '["action: no published record to remove"]'::jsonb THEN r.warnings
+                        ELSE r.warnings || '["action: no published record to remove"]'::jsonb END,
         outcome = 'warning'
     WHERE r.batch_id = %(batch)s AND r.action = 'remove' AND r.listing_id IS NULL
 """

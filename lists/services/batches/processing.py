@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,6 +15,7 @@ from agencies.services import record_event
 from ...importers import HeaderMapping, ImportRejected, detect_format, map_file_headers, parse
 from ...importers.decoding import detect_encoding
 from ...models import Batch, BatchRow, CreditList
+from ..raw_files import RawFileError, read_raw_file, store_raw_file
 from .diffing import compute_diff, insert_matched
 from .staging import RowStager, analyze, chunks, copy_rows, list_schema
 
@@ -26,7 +25,6 @@ _STAGING_TABLE = """
     DROP TABLE IF EXISTS _staged;
     CREATE TEMP TABLE _staged AS SELECT * FROM lists_batchrow WITH NO DATA;
 """
-_UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 
 
 class BatchError(Exception):
@@ -66,7 +64,14 @@ def receive_batch(
             uploaded_by=actor if getattr(actor, "is_authenticated", False) else None,
             api_key=api_key,
         )
-        batch.raw_file.save(f"{sha256[:16]}-{_safe_name(filename)}", ContentFile(payload), save=False)
+        # Encrypted at rest: uploads hold full personal ID numbers (sha256 stays the plaintext's).
+        try:
+            store_raw_file(batch, payload)
+        except OSError as exc:  # a full or failing disk: refuse clearly, keep no row without its file
+            raise BatchError(
+                f"the server could not store the file ({exc.strerror or exc}); nothing was saved, "
+                "please try again later"
+            ) from exc
         batch.save()
         _audit("batch.receive", batch, actor, ip_address, {"sha256": sha256, "size": len(payload)})
         from ... import tasks  # the tasks module imports the services: import it late
@@ -77,11 +82,6 @@ def receive_batch(
 
 def _mb(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
-
-
-def _safe_name(filename: str) -> str:
-    name = _UNSAFE_NAME.sub("_", filename.rsplit("/", 1)[-1])[-80:]
-    return name or "upload"
 
 
 def _audit(
@@ -106,11 +106,10 @@ def process_batch(*, batch_id: int) -> Batch:
         return batch
     _progress(batch, 1, "reading the file", status=Batch.Status.PROCESSING)
     BatchRow.objects.filter(batch=batch).delete()
-    batch.raw_file.open("rb")
     try:
-        payload = batch.raw_file.read()
-    finally:
-        batch.raw_file.close()
+        payload = read_raw_file(batch)
+    except RawFileError as exc:
+        return _fail(batch, str(exc))
     try:
         same_file = _same_file_today(batch, batch.file_format or detect_format(payload))
         if same_file is not None:

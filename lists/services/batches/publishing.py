@@ -137,24 +137,21 @@ _UPDATE_CHANGED = f"""
         last_batch_id = %(batch)s, last_seen_at = now(), last_changed_at = now()
     FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
+# Added listings are found again by first_batch_id (indexed), so the staged rows are not
+# rewritten just to point at them.
 _INSERT_ADDED = """
-    WITH ins AS (
-        INSERT INTO lists_listing (subject_id, credit_list_id, source_key, reference, reason, severity,
-            decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
-            last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
-        SELECT p.subject_id, %(list)s, p.source_key, COALESCE(p.data->>'reference', ''),
-               COALESCE(p.data->>'reason', ''),
-               CASE WHEN p.data->>'severity' IN ('minor', 'general', 'serious') THEN p.data->>'severity'
-                    ELSE '' END,
-               (p.data->>'decided_on')::date, (p.data->>'published_on')::date, (p.data->>'expires_on')::date,
-               CASE WHEN (p.data->>'expires_on')::date < CURRENT_DATE THEN 'expired' ELSE 'active' END,
-               p.data - %(core)s::text[], p.content_hash, %(batch)s, %(batch)s, now(), now(), now(),
-               CASE WHEN (p.data->>'expires_on')::date < CURRENT_DATE THEN now() END
-        FROM _pub p WHERE p.action = 'add'
-        RETURNING id, source_key
-    )
-    UPDATE lists_batchrow r SET listing_id = ins.id FROM ins
-    WHERE r.batch_id = %(batch)s AND r.action = 'add' AND r.source_key = ins.source_key
+    INSERT INTO lists_listing (subject_id, credit_list_id, source_key, reference, reason, severity,
+        decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
+        last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
+    SELECT p.subject_id, %(list)s, p.source_key, COALESCE(p.data->>'reference', ''),
+           COALESCE(p.data->>'reason', ''),
+           CASE WHEN p.data->>'severity' IN ('minor', 'general', 'serious') THEN p.data->>'severity'
+                ELSE '' END,
+           (p.data->>'decided_on')::date, (p.data->>'published_on')::date, (p.data->>'expires_on')::date,
+           CASE WHEN (p.data->>'expires_on')::date < CURRENT_DATE THEN 'expired' ELSE 'active' END,
+           p.data - %(core)s::text[], p.content_hash, %(batch)s, %(batch)s, now(), now(), now(),
+           CASE WHEN (p.data->>'expires_on')::date < CURRENT_DATE THEN now() END
+    FROM _pub p WHERE p.action = 'add'
 """
 _SEEN = """
     UPDATE lists_listing l SET last_seen_at = now()
@@ -175,6 +172,14 @@ _UNINDEXED = """
 """
 NAME_CHUNK = 20_000
 TOUCHED = "l.id IN (SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action = %s)"
+ADDED = "l.first_batch_id = %s"
+
+
+def touched_filter(batch_id: int, action: str) -> tuple[str, list[Any]]:
+    """Return a SQL condition on `l` (and its parameters) for the listings of one action."""
+    return (ADDED, [batch_id]) if action == "add" else (TOUCHED, [batch_id, action])
+
+
 FEED_OPS = (("add", "add"), ("change", "modify"), ("remove", "remove"))
 INLINE_MEASURES_MAX = 20_000
 
@@ -336,7 +341,7 @@ def _write_listings(params: dict[str, Any]) -> None:
 def _write_feed(batch: Batch) -> list[int]:
     """Write one change per touched listing; return the touched listing ids."""
     for action, op in FEED_OPS:
-        record_changes_sql(TOUCHED, [batch.pk, action], op=op, reason="publish", batch_id=batch.pk)
+        record_changes_sql(*touched_filter(batch.pk, action), op=op, reason="publish", batch_id=batch.pk)
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(seq), max(seq) FROM lists_change WHERE batch_id = %s", [batch.pk])
         batch.first_seq, batch.last_seq = cursor.fetchone()
@@ -347,9 +352,9 @@ def touched_listings(batch_id: int) -> list[int]:
     """Return the ids of the listings a batch adds, changes or removes."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action IN ('add', 'change', 'remove')"
-            " AND listing_id IS NOT NULL",
-            [batch_id],
+            "SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action IN ('change', 'remove')"
+            " AND listing_id IS NOT NULL UNION SELECT id FROM lists_listing WHERE first_batch_id = %s",
+            [batch_id, batch_id],
         )
         return [row[0] for row in cursor.fetchall()]
 

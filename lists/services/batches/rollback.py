@@ -10,13 +10,11 @@ from django.utils import timezone
 from ...models import Batch, CreditList
 from ..feed import record_changes_sql
 from .processing import BatchError, _audit
-from .publishing import TOUCHED, derive_restrictions, touched_listings
+from .publishing import derive_restrictions, touched_filter, touched_listings
 
 _END_ADDED = """
     UPDATE lists_listing l SET status = 'revoked', ended_at = now(), last_changed_at = now()
-    FROM lists_batchrow r
-    WHERE r.batch_id = %(batch)s AND r.action = 'add' AND l.id = r.listing_id
-      AND l.status IN ('active', 'disputed')
+    WHERE l.first_batch_id = %(batch)s AND l.status IN ('active', 'disputed')
 """
 _RESTORE = """
     UPDATE lists_listing l SET
@@ -31,8 +29,9 @@ _RESTORE = """
 """
 # Someone else changed a listing since this batch: restoring would overwrite their change.
 _CONFLICTS = """
-    SELECT count(*) FROM lists_batchrow r JOIN lists_listing l ON l.id = r.listing_id
-    WHERE r.batch_id = %(batch)s AND r.action IN ('add', 'change', 'remove')
+    SELECT count(*) FROM lists_listing l
+    WHERE (l.id IN (SELECT listing_id FROM lists_batchrow WHERE batch_id = %(batch)s
+                    AND action IN ('change', 'remove')) OR l.first_batch_id = %(batch)s)
       AND l.last_batch_id IS DISTINCT FROM %(batch)s
 """
 FEED_OPS = (("add", "remove"), ("change", "modify"), ("remove", "add"))
@@ -49,7 +48,7 @@ def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) 
             cursor.execute(_END_ADDED, params)
             cursor.execute(_RESTORE, params)
         for action, op in FEED_OPS:
-            record_changes_sql(TOUCHED, [batch.pk, action], op=op, reason="rollback", batch_id=batch.pk)
+            record_changes_sql(*touched_filter(batch.pk, action), op=op, reason="rollback", batch_id=batch.pk)
         touched = touched_listings(batch.pk)
         derive_restrictions(batch, touched, reason="rollback")
         batch.status, batch.rolled_back_at = Batch.Status.ROLLED_BACK, timezone.now()
