@@ -1,8 +1,4 @@
-"""Set up Django for a benchmark against the database named by DATABASE_URL (created if missing).
-
-The project has no migrations yet, so the schema comes from the models (syncdb with migrations
-disabled, as pytest --nomigrations does).
-"""
+"""Set up Django for a benchmark against the database named by DATABASE_URL (created if missing)."""
 
 from __future__ import annotations
 
@@ -41,10 +37,8 @@ def ensure_database(url: str, *, fresh: bool = False) -> bool:
 
 
 def create_schema() -> None:
-    """Create every table from the models and load the reference catalogue."""
-    from django.conf import settings
+    """Apply the migrations and load the reference catalogue."""
     from django.core.management import call_command
 
-    settings.MIGRATION_MODULES = {app.split(".")[-1]: None for app in settings.INSTALLED_APPS}
-    call_command("migrate", run_syncdb=True, verbosity=0)
+    call_command("migrate", verbosity=0)
     call_command("load_reference", verbosity=0)

@@ -48,7 +48,7 @@ rng = random.Random(6)
 
 
 def ensure_tables() -> None:
-    """Create the integrator tables if the demo database predates them (it has no migrations)."""
+    """Create the integrator tables if the demo database was made before they existed."""
     from lists.models import integrations
 
     existing = set(connection.introspection.table_names())

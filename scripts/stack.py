@@ -371,16 +371,15 @@ def demo_marker(env: dict[str, str]) -> Path:
     return data_dir / f"demo-loaded-{digest}"
 
 
-def prepare(env: dict[str, str], *, force_demo: bool) -> None:
+def prepare(env: dict[str, str], *, force_demo: bool, port: int = 8000) -> None:
     """Migrate, load reference data, load demo data once (or again if forced), collect static files."""
     manage(env, "migrate", "--noinput")
-    # Then tables of apps that have no migrations yet (ours, during development); a no-op once
-    # they have. Two runs: --run-syncdb creates those tables before applying contrib migrations.
-    manage(env, "migrate", "--run-syncdb", "--noinput")
     manage(env, "load_reference")
     marker = demo_marker(env)
     if force_demo or not marker.exists():
         manage(env, "seed_demo", *DEMO_ARGS)
+        # Demo sources that sync from the portal's own demo feed, so beat shows a sync at work.
+        manage(env, "seed_demo_sources", "--base-url", f"http://127.0.0.1:{port}")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
     else:
@@ -540,7 +539,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = StopRequested()
     with services(base_env(debug=True), redis_db=REDIS_DB["run"]) as env:
         if not stop:
-            prepare(env, force_demo=False)
+            prepare(env, force_demo=False, port=args.port)
         if stop:
             return 0
         children = start_children(app_commands(args.port, default_data_dir()), env)

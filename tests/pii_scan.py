@@ -81,10 +81,10 @@ LOG_SCANNER = _LogScanner(level=logging.DEBUG)
 @pytest.fixture(scope="session", autouse=True)
 def _record_person_ids() -> Iterator[None]:
     """Watch test-client responses, log records and export files for the whole session."""
-    from django.core.files.storage import FileSystemStorage
+    from django.core.files.storage import Storage
     from django.test.client import Client
 
-    original_request, original_save = Client.request, FileSystemStorage._save
+    original_request, original_save = Client.request, Storage.save
 
     def request(self: Any, **kwargs: Any) -> Any:
         response = original_request(self, **kwargs)
@@ -97,20 +97,20 @@ def _record_person_ids() -> Iterator[None]:
             scan(where, response.content)
         return response
 
-    def save(self: Any, name: str, content: Any) -> str:
-        saved = original_save(self, name, content)
+    def save(self: Any, name: str | None, content: Any, *args: Any, **kwargs: Any) -> str:
+        saved = original_save(self, name, content, *args, **kwargs)
         if saved.replace("\\", "/").startswith("exports/"):
             with self.open(saved, "rb") as stored:
                 scan(f"export {saved}", stored.read(MAX_SCAN_CHARS))
         return saved
 
-    Client.request, FileSystemStorage._save = request, save  # type: ignore[method-assign]
+    Client.request, Storage.save = request, save  # type: ignore[method-assign]
     root = logging.getLogger()
     root.addHandler(LOG_SCANNER)
     try:
         yield
     finally:
-        Client.request, FileSystemStorage._save = original_request, original_save  # type: ignore[method-assign]
+        Client.request, Storage.save = original_request, original_save  # type: ignore[method-assign]
         root.removeHandler(LOG_SCANNER)
 
 

@@ -123,11 +123,14 @@ class RowBuilder:
         text = value if isinstance(value, str) else cell_text(value)
         label = column.field or column.header
         cell_errors, cell_warnings = check_cell(label, text, self.options.limits)
-        row.raw[column.key] = (
-            _preview(text) if is_oversized(text, self.options.limits.max_cell_bytes) else text
-        ).replace("\x00", "\ufffd")  # PostgreSQL's jsonb cannot hold NUL (the cell is an error anyway)
-        row.errors += cell_errors
-        row.warnings += cell_warnings
+        if is_oversized(text, self.options.limits.max_cell_bytes):
+            row.raw[column.key] = _preview(text).replace("\x00", "\ufffd")
+        else:  # PostgreSQL's jsonb cannot hold NUL (the cell is an error anyway)
+            row.raw[column.key] = text.replace("\x00", "\ufffd") if "\x00" in text else text
+        if cell_errors:
+            row.errors += cell_errors
+        if cell_warnings:
+            row.warnings += cell_warnings
         if cell_errors or not column.field:
             return not cell_errors
         if column.field == "identifier" and isinstance(value, float) and value >= 1e15:

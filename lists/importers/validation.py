@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from lists.identifiers import (
@@ -52,6 +53,8 @@ _CHINESE_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八�
 _FORMULA = re.compile(r"^(?:=.|[+\-@].*?(?:[A-Za-z_][\w.]*\s*\(|\w\s*\||![$A-Za-z]))", re.DOTALL)
 _LONG_NUMBER = re.compile(r"\d{12,}[Xx]?")  # anything that could be a personal ID number
 _LIST_SEPARATORS = re.compile(r"[;；|\n]+")
+_SERIAL = re.compile(r"\d{5}(?:\.\d+)?")
+_DIGITS = re.compile(r"\d+")
 _PEOPLE = {"natural_person", "legal_person_officers"}
 _USCC_TYPES = {
     "92": "individual_business",
@@ -79,8 +82,14 @@ def parse_date(value: object) -> date | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_number(value)
-    text = _arabic_numerals(unicodedata.normalize("NFKC", str(value)).strip())
-    if re.fullmatch(r"\d{5}(?:\.\d+)?", text):
+    return _parse_date_text(str(value))
+
+
+# A big file repeats a few thousand dates a million times; dates are immutable, so share them.
+@lru_cache(maxsize=65_536)
+def _parse_date_text(value: str) -> date | None:
+    text = _arabic_numerals(unicodedata.normalize("NFKC", value).strip())
+    if _SERIAL.fullmatch(text):
         return _from_number(float(text))
     for candidate in (text, text.replace(" ", "")):
         for pattern in _DATE_PATTERNS:
@@ -164,6 +173,8 @@ def _clean_field(spec: FieldSpec, data: dict[str, Any], errors: list[str], warni
 
 
 def _is_blank(value: Any) -> bool:
+    if isinstance(value, str):  # the usual case, without building a list per cell
+        return not value.strip()
     return value is None or (
         isinstance(value, str | list) and not [v for v in _as_list(value) if str(v).strip()]
     )
@@ -244,16 +255,26 @@ def _clean_list(value: Any, spec: FieldSpec) -> list[str]:
 
 
 def _clean_region(value: Any, spec: FieldSpec) -> str:
-    text = unicodedata.normalize("NFKC", str(value)).strip()
-    if re.fullmatch(r"\d+", text):
+    code, problem = _region(str(value))
+    if problem is None:
+        return code
+    raise (ValueError if code == "error" else _Dropped)(problem)
+
+
+# A file names a few hundred regions a million times: remember each answer (or its problem).
+@lru_cache(maxsize=16_384)
+def _region(value: str) -> tuple[str, str | None]:
+    """Return (code, None), or ("error" or "dropped", the message) for a region cell."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if _DIGITS.fullmatch(text):
         code = check_region_code(text)
         if code is None:
-            raise ValueError(f"unknown administrative division code '{text}'")
-        return code
+            return "error", f"unknown administrative division code '{text}'"
+        return code, None
     code = region_from_name(text)
     if code is None:
-        raise _Dropped(f"'{shown(text)}' is not a known administrative division; left empty")
-    return code
+        return "dropped", f"'{shown(text)}' is not a known administrative division; left empty"
+    return code, None
 
 
 def _clean_identifier(value: Any, spec: FieldSpec) -> str:

@@ -117,7 +117,9 @@ class BatchRow(models.Model):
         UNCHANGED = "unchanged", "Unchanged"
         NONE = "", "—"
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="rows")
+    # No index of its own: batchrow_unique_line (batch, line_no) serves every lookup by batch,
+    # and each index is paid on every one of a million staged rows.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="rows", db_index=False)
     line_no = models.PositiveIntegerField()
     raw = models.JSONField(default=dict)
     data = models.JSONField(default=dict)
@@ -128,8 +130,16 @@ class BatchRow(models.Model):
     source_key = models.CharField(max_length=300, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
     diff = models.JSONField(default=dict, blank=True)
+    # No database constraint: rows are written set-based from a join with lists_listing (so
+    # the id exists) and listings are never deleted; the constraint only cost a check per row
+    # when a million-row file is staged or re-staged.
     listing = models.ForeignKey(
-        "lists.Listing", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "lists.Listing",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
 
     class Meta:

@@ -27,14 +27,30 @@ class Change(models.Model):
         MODIFY = "modify", "Modified"
         REMOVE = "remove", "Removed"
 
+    # No database constraints on the foreign keys: the feed is append-only and its only writer
+    # (lists.services.feed) takes the ids from rows it has just written in the same
+    # transaction, while a million deferred FK checks made a big publication's COMMIT take
+    # ~95 s. Subjects, listings, lists and batches are never deleted while changes point at
+    # them (they are PROTECTed everywhere else); on_delete keeps Django's side of that promise.
     seq = models.BigAutoField(primary_key=True)
     op = models.CharField(max_length=8, choices=Op.choices)
     reason = models.CharField(max_length=32, help_text="publish, expire, repair, rollback, correct, ...")
-    subject = models.ForeignKey(Subject, on_delete=models.PROTECT, related_name="changes")
-    listing = models.ForeignKey(Listing, on_delete=models.PROTECT, related_name="changes")
-    credit_list = models.ForeignKey(CreditList, on_delete=models.PROTECT, related_name="changes")
+    subject = models.ForeignKey(
+        Subject, on_delete=models.PROTECT, related_name="changes", db_constraint=False
+    )
+    listing = models.ForeignKey(
+        Listing, on_delete=models.PROTECT, related_name="changes", db_constraint=False
+    )
+    credit_list = models.ForeignKey(
+        CreditList, on_delete=models.PROTECT, related_name="changes", db_constraint=False
+    )
     batch = models.ForeignKey(
-        "lists.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="changes"
+        "lists.Batch",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="changes",
+        db_constraint=False,
     )
     data = models.JSONField(default=dict, help_text="The listing as published after the change")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -19,8 +19,10 @@ def default_expiry(credit_list: CreditList, decided_on: dt.date | None, severity
         return add_months(decided_on, int(rule["months"]))
     if rule.get("kind") == "tiered":
         tiers = rule.get("tiers") or {}
-        # An unknown severity gets the longest tier: a shorter one would lift a listing early.
-        months = tiers.get(severity) or max((int(m) for m in tiers.values()), default=0)
+        # A record without a severity gets the list's declared default tier (for penalties the
+        # 2025 plan's "general"); only a list without one falls back to the longest tier.
+        tier = severity if severity in tiers else rule.get("default_tier", "")
+        months = tiers.get(tier) or max((int(m) for m in tiers.values()), default=0)
         return add_months(decided_on, int(months)) if months else None
     return None
 

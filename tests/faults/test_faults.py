@@ -88,6 +88,7 @@ class Stack:
     env: dict[str, str]
     redis: subprocess.Popen[bytes] | None = None
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    last_stderr: str = ""
 
     @property
     def embedded(self) -> Any:
@@ -116,8 +117,13 @@ class Stack:
         """Restart PostgreSQL on the same port (fast mode: every session is cut off)."""
         bin_dir = stack.postgres_bin_dir()
         user = stack.postgres_user(self.embedded.pg_dir, bin_dir)
-        command = [str(bin_dir / "pg_ctl"), "-D", str(self.embedded.pg_dir), "-m", "fast", "-w", "restart"]
-        subprocess.run(command, user=user, check=True, capture_output=True, timeout=60)
+        pg_dir = self.embedded.pg_dir
+        command = [str(bin_dir / "pg_ctl"), "-D", str(pg_dir), "-l", str(pg_dir / "log"), "-m", "fast"]
+        # Output to a file: a pipe would be inherited by the new postmaster and never close.
+        with open(self.data_dir / "pg_ctl.log", "a") as out:
+            subprocess.run(
+                [*command, "-w", "restart"], user=user, check=True, stdout=out, stderr=out, timeout=60
+            )
 
     def spawn(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start an app process in its own process group, output to a log file."""
@@ -148,8 +154,18 @@ class Stack:
         )
         if check and done.returncode != 0:
             raise AssertionError(f"driver failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        self.last_stderr = done.stderr
         lines = done.stdout.strip().splitlines()
         return json.loads(lines[-1]) if lines else None
+
+    def batch_status(self, batch_id: int) -> str:
+        """Read a batch's status straight from PostgreSQL (fast enough to catch a task mid-run)."""
+        import psycopg
+
+        with psycopg.connect(self.env["DATABASE_URL"], connect_timeout=5) as conn:
+            row = conn.execute("SELECT status FROM lists_batch WHERE id = %s", [batch_id]).fetchone()
+        assert row is not None
+        return str(row[0])
 
     def manage(self, *args: str) -> None:
         subprocess.run([PY, "manage.py", *args], env=self.env, cwd=ROOT, check=True, capture_output=True)
@@ -191,7 +207,6 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     servers.start_redis()
     try:
         servers.manage("migrate", "--noinput")
-        servers.manage("migrate", "--run-syncdb", "--noinput")
         servers.manage("load_reference")
         yield servers
     finally:
@@ -255,7 +270,7 @@ def list_state():
         "listings": listings.count(),
         "changes": changes.count(),
         "duplicate_changes": changes.values("listing_id", "op", "batch_id")
-            .annotate(n=Count("id")).filter(n__gt=1).count(),
+            .annotate(n=Count("seq")).filter(n__gt=1).count(),
     }}
 """
 
@@ -289,9 +304,10 @@ def test_public_pages_answer_and_keyed_api_fails_closed_while_redis_is_down_then
         batches.publish_batch(batch_id=batch.pk, waived_by="fault test")
         prefix, secret = ApiKey.new_secret()
         ApiKey.objects.create(name="faults", prefix=prefix, key_hash=ApiKey.hash_secret(secret), scopes=["read"])
+        receive(payload, "before-outage.csv")  # queued; no worker runs until Redis has been back
         subject = Subject.objects.filter(name__startswith="故障测试").order_by("pk").first()
         print(json.dumps({"secret": secret, "subject": subject.pk}))
-        """
+        """,
     )
     bearer = {"Authorization": f"Bearer {seeded['secret']}"}
     assert http_get(f"{web}/healthz")[0] == 200
@@ -299,7 +315,11 @@ def test_public_pages_answer_and_keyed_api_fails_closed_while_redis_is_down_then
 
     private.stop_redis()
     try:
-        for path in ("/", "/search/?q=%E6%95%85%E9%9A%9C%E6%B5%8B%E8%AF%95", f"/subjects/{seeded['subject']}/"):
+        for path in (
+            "/",
+            "/search/?q=%E6%95%85%E9%9A%9C%E6%B5%8B%E8%AF%95",
+            f"/subjects/{seeded['subject']}/",
+        ):
             status, body = http_get(web + path)
             assert status == 200, (path, body[:500])
         status, body = http_get(f"{web}/healthz")
@@ -322,20 +342,19 @@ def test_public_pages_answer_and_keyed_api_fails_closed_while_redis_is_down_then
                 outcome = type(exc).__name__
             left = list(Batch.objects.filter(original_filename="while-down.csv").values_list("status", flat=True))
             print(json.dumps({"outcome": outcome, "seconds": time.monotonic() - started, "batches": left}))
-            """
+            """,
         )
     finally:
         private.start_redis()
-    # Observed: the result backend's reconnect gives up after ~19 s with a RuntimeError, raised
-    # from delay_on_commit after the row and its file were committed: nothing is lost, but the
-    # batch waits in "received" with no task (docs/reliability.md).
-    assert refused["outcome"] == "RuntimeError", refused
-    assert refused["batches"] == ["received"], refused
+    # Refused at once and cleanly (before the fix: a RuntimeError after ~19 s, raised after the
+    # batch was committed, which then waited in "received" with no task; docs/reliability.md).
+    assert refused["outcome"] == "BatchError" and refused["seconds"] < 5, refused
+    assert refused["batches"] == [], refused
 
     assert wait_until(lambda: http_get(f"{web}/healthz")[0] == 200, timeout=10)
     assert http_get(f"{web}/api/v1/lists", **bearer)[0] == 200
-    # The batch stranded while the broker was down is re-enqueued once it is back, and a worker
-    # started now takes it and a new upload alike.
+    # Work queued before the outage survived it (append-only Redis) and a worker started now
+    # takes it, and a new upload alike.
     worker = private.worker()
     try:
         done = private.run(
@@ -343,9 +362,7 @@ def test_public_pages_answer_and_keyed_api_fails_closed_while_redis_is_down_then
             csv_payload(200, 3),
             """
             import time
-            from lists.tasks import process_batch
-            stranded = Batch.objects.get(original_filename="while-down.csv")
-            process_batch.delay(stranded.pk)
+            stranded = Batch.objects.get(original_filename="before-outage.csv")
             fresh = receive(payload, "after-return.csv")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -354,7 +371,7 @@ def test_public_pages_answer_and_keyed_api_fails_closed_while_redis_is_down_then
                     break
                 time.sleep(0.2)
             print(json.dumps(statuses))
-            """
+            """,
         )
     finally:
         stop_process(worker)
@@ -366,7 +383,9 @@ def test_public_pages_answer_and_keyed_api_fails_closed_while_redis_is_down_then
 
 def test_a_task_whose_worker_is_killed_is_redelivered_and_converges(private: Stack) -> None:
     rows = 6000
-    batch_id = private.run(RECEIVE, csv_payload(10_000, rows), "print(json.dumps(receive(payload, 'kill.csv').pk))")
+    batch_id = private.run(
+        RECEIVE, csv_payload(10_000, rows), "print(json.dumps(receive(payload, 'kill.csv').pk))"
+    )
     state = f"""
     from lists.models import Batch, BatchRow
     b = Batch.objects.get(pk={batch_id})
@@ -376,7 +395,7 @@ def test_a_task_whose_worker_is_killed_is_redelivered_and_converges(private: Sta
     fast = {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
     first = private.worker(**fast)
     try:
-        wait_until(lambda: private.run(state)["status"] == "processing", timeout=60, step=0.05)
+        wait_until(lambda: private.batch_status(batch_id) == "processing", timeout=60, step=0.01)
     finally:
         stop_process(first, signal.SIGKILL)  # the whole worker, main process and pool alike
     assert private.run(state)["status"] == "processing"  # killed mid-task: nothing acknowledged it
@@ -392,15 +411,18 @@ def test_a_task_whose_worker_is_killed_is_redelivered_and_converges(private: Sta
 # --- 3. PostgreSQL restarts during a publish ----------------------------------------------------------
 
 
-def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on_retry(private: Stack) -> None:
+def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on_retry(
+    private: Stack,
+) -> None:
     rows = 3000
     batch_id = private.run(
         RECEIVE,
         csv_payload(20_000, rows),
-        "print(json.dumps(batches.process_batch(batch_id=receive(payload, 'pg.csv').pk).pk))"
+        "print(json.dumps(batches.process_batch(batch_id=receive(payload, 'pg.csv').pk).pk))",
     )
     before = private.run(LIST_STATE, "print(json.dumps(list_state()))")
     marker = private.data_dir / "publish-paused"
+    resume = private.data_dir / "postgres-restarted"
     # The driver pauses inside the publish transaction, after subjects and listings are written
     # and before the change feed, so that the restart hits a half-done publish every time.
     publisher = subprocess.Popen(
@@ -414,7 +436,11 @@ def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on
             write_feed = publishing._write_feed
             def paused(batch):
                 pathlib.Path({str(marker)!r}).touch()
-                time.sleep(30)
+                resume = pathlib.Path({str(resume)!r})
+                for _ in range(600):
+                    if resume.exists():
+                        break
+                    time.sleep(0.1)
                 return write_feed(batch)
             publishing._write_feed = paused
             publishing.publish_batch(batch_id={batch_id}, waived_by="fault test")
@@ -422,12 +448,14 @@ def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on
         ],
         env=private.env,
         cwd=ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
         wait_until(marker.exists, timeout=60)
         private.restart_postgres()
+        resume.touch()
         _, stderr = publisher.communicate(timeout=60)
     finally:
         if publisher.poll() is None:
@@ -453,11 +481,14 @@ def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on
 
 
 class SlowFeed(http.server.BaseHTTPRequestHandler):
-    """A JSON snapshot feed that takes four seconds to answer, so that two runs overlap."""
+    """A JSON snapshot feed of five companies that takes four seconds to answer."""
+
+    requested = threading.Event()  # set when a request arrives (each test gets its own subclass)
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
         from tests.factories import valid_uscc
 
+        self.requested.set()
         time.sleep(4)
         records = [
             {
@@ -480,41 +511,81 @@ class SlowFeed(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_two_concurrent_syncs_of_one_list_run_it_once(private: Stack) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowFeed)
+@contextlib.contextmanager
+def slow_feed_source(private: Stack, list_code: str) -> Iterator[tuple[int, threading.Event]]:
+    """Serve a slow feed; yield a trusted snapshot source of the list reading it, and its request flag."""
+    handler = type("Feed", (SlowFeed,), {"requested": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         source_id = private.run(f"""
         from django.contrib.auth import get_user_model
         from django.utils import timezone
         from lists.models import CreditList, Source
-        user = get_user_model().objects.create(username="faults-trust")
+        user, _ = get_user_model().objects.get_or_create(username="faults-trust")
         source = Source.objects.create(
-            credit_list=CreditList.objects.get(code="CUSTOMS_DISHONEST"),
+            credit_list=CreditList.objects.get(code="{list_code}"),
             url="http://127.0.0.1:{server.server_address[1]}/feed", mode="snapshot", timeout_seconds=10,
             is_trusted=True, trusted_by=user, trusted_at=timezone.now(),
         )
         print(json.dumps(source.pk))
         """)
-        run = f"""
-        from lists.services import sync
-        batch = sync.sync_source(source_id={source_id})
-        print(json.dumps(batch.pk if batch else None))
-        """
-        with contextlib.ExitStack() as both:
-            results: list[Any] = []
-            threads = [threading.Thread(target=lambda: results.append(private.run(run))) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-                both.callback(thread.join)
-        assert len(results) == 2 and results.count(None) == 1, results  # one ran, one was turned away
-        count = private.run(f"""
-        from lists.models import Batch, Source
-        print(json.dumps(Batch.objects.filter(credit_list=Source.objects.get(pk={source_id}).credit_list).count()))
-        """)
-        assert count == 1
+        yield source_id, handler.requested
     finally:
         server.shutdown()
+
+
+SYNC = """
+from lists.services import sync
+batch = sync.sync_source(source_id={source_id})
+print(json.dumps(batch.pk if batch else None))
+"""
+SYNC_STATE = """
+from lists.models import Batch, Listing, Source
+source = Source.objects.get(pk={source_id})
+print(json.dumps({{
+    "batches": list(Batch.objects.filter(credit_list=source.credit_list).values_list("status", flat=True)),
+    "listings": Listing.objects.filter(credit_list=source.credit_list).count(),
+}}))
+"""
+
+
+def test_two_concurrent_syncs_of_one_list_run_it_once(private: Stack) -> None:
+    with slow_feed_source(private, "CUSTOMS_DISHONEST") as (source_id, _):
+        results: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(private.run(SYNC.format(source_id=source_id))))
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(results) == 2 and results.count(None) == 1, results  # one ran, one was turned away
+        state = private.run(SYNC_STATE.format(source_id=source_id))
+        assert state == {"batches": ["published"], "listings": 5}, state
+
+
+def test_a_sync_cut_off_by_a_postgres_restart_publishes_nothing_and_completes_on_retry(
+    private: Stack,
+) -> None:
+    with slow_feed_source(private, "GOV_PROCUREMENT_SERIOUS") as (source_id, requested):
+        outcome: list[Any] = []
+        first = threading.Thread(
+            target=lambda: outcome.append(private.run(SYNC.format(source_id=source_id), check=False))
+        )
+        first.start()
+        assert requested.wait(60), "the sync never fetched"
+        private.restart_postgres()  # while the run holds its lock and waits for the feed
+        first.join()
+        failed = private.last_stderr.strip().splitlines()[-1:]
+        assert outcome == [None] and "OperationalError" in str(failed), (outcome, failed)
+        assert private.run(SYNC_STATE.format(source_id=source_id)) == {"batches": [], "listings": 0}
+
+        again = private.run(SYNC.format(source_id=source_id))  # the next run (beat or retry)
+        assert again is not None
+        state = private.run(SYNC_STATE.format(source_id=source_id))
+        assert state == {"batches": ["published"], "listings": 5}, state
 
 
 # --- 5. Disk full while storing an upload ----------------------------------------------------------

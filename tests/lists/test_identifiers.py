@@ -94,3 +94,57 @@ def test_minors_are_detected_on_the_decision_date() -> None:
 
 def test_legacy_tax_numbers_may_end_in_a_letter() -> None:
     assert classify_identifier("36072359378986X", expect="organisation").kind == LEGACY_REG
+
+
+def _stdnum_judgement(value: str) -> str:
+    """Return how python-stdnum (the reference) judges a USCC: valid, checksum or format."""
+    from stdnum.cn import uscc
+    from stdnum.exceptions import InvalidChecksum, ValidationError
+
+    try:
+        uscc.validate(value)
+    except InvalidChecksum:
+        return "checksum"
+    except ValidationError:
+        return "format"
+    return "valid"
+
+
+def _fast_judgement(value: str) -> str:
+    from lists.identifiers import compact_identifier, uscc_check_digit
+
+    value = compact_identifier(value)
+    result = classify_identifier(value, expect="organisation", today=TODAY)
+    if result.kind != USCC or result.errors or not value[:8].isdigit():
+        return "format"
+    assert (uscc_check_digit(value) == value[17]) is (not result.warnings)
+    return "checksum" if result.warnings else "valid"
+
+
+@pytest.mark.parametrize("row", _rows("uscc_vectors.csv"), ids=lambda r: r["code"])
+def test_fast_uscc_check_agrees_with_stdnum_on_the_vectors(row: dict[str, str]) -> None:
+    from stdnum.cn import uscc
+
+    value = uscc.compact(row["code"])
+    if len(value) == 18 and value[:8].isdigit():  # stdnum's own domain; letters in 1-2 differ on purpose
+        assert _fast_judgement(value) == _stdnum_judgement(value)
+
+
+def test_fast_uscc_check_agrees_with_stdnum_on_random_codes() -> None:
+    import random
+
+    from stdnum.cn import uscc
+
+    from lists.identifiers import uscc_check_digit
+
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    rng = random.Random(20261122)
+    for _ in range(10_000):
+        body = "".join(rng.choices("0123456789", k=8) + rng.choices(alphabet, k=9))
+        last = uscc.calc_check_digit(body) if rng.random() < 0.5 else rng.choice(alphabet)
+        code = body + last
+        assert uscc_check_digit(code) == uscc.calc_check_digit(body)
+        assert _fast_judgement(code) == _stdnum_judgement(code), code
+        # Letters in positions 1-2 (GB 32100 allows them): the same arithmetic as stdnum's.
+        lettered = rng.choice(alphabet[10:]) + code[1:]
+        assert uscc_check_digit(lettered) == uscc.calc_check_digit(lettered[:17])

@@ -50,6 +50,7 @@ def receive_batch(
         raise BatchError(f"the file is {_mb(len(payload))}; files of at most {_mb(limit)} are accepted")
     if mode not in Batch.Mode.values:
         raise BatchError(f"unknown mode '{mode}'; use snapshot or incremental")
+    _check_queue()
     sha256 = hashlib.sha256(payload).hexdigest()
     with transaction.atomic():
         batch = Batch(
@@ -78,6 +79,25 @@ def receive_batch(
 
         tasks.process_batch.delay_on_commit(batch.pk)
     return batch
+
+
+def _check_queue() -> None:
+    """Refuse an upload at once while the task queue is unreachable, rather than strand its batch.
+
+    Enqueueing after commit would otherwise wait ~20 s for Celery's reconnects, then fail with the
+    batch saved but never processed (docs/reliability.md, "Redis stops").
+    """
+    from kombu.exceptions import OperationalError as QueueUnavailable
+
+    from ... import tasks  # the tasks module imports the services: import it late
+
+    try:
+        with tasks.process_batch.app.connection_for_write() as queue:
+            queue.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5, timeout=2)
+    except QueueUnavailable as exc:
+        raise BatchError(
+            "the processing queue is unavailable; nothing was saved, please try again in a few minutes"
+        ) from exc
 
 
 def _mb(size: int) -> str:

@@ -36,6 +36,9 @@ CORE_DATA_KEYS = [
 _DROP = "DROP TABLE IF EXISTS _pub; DROP TABLE IF EXISTS _newsubj;"
 _STAGE = """
     CREATE TEMP TABLE _pub ON COMMIT DROP AS
+    SELECT q.*, COALESCE('u:' || uscc, 'p:' || pid_hash, 'l:' || legacy, 'o:' || org,
+                         'n:' || name || '|' || region) AS skey
+    FROM (
     SELECT r.id AS row_id, r.action, r.listing_id, r.source_key, r.content_hash, r.data,
            l.subject_id AS subject_id,
            COALESCE(NULLIF(r.data->>'subject_type', ''), %(default_type)s) AS subject_type,
@@ -49,10 +52,8 @@ _STAGE = """
            CASE WHEN r.data->>'identifier_kind' = 'legacy_reg' THEN r.data->>'identifier' END AS legacy,
            CASE WHEN r.data->>'identifier_kind' = 'org_code' THEN r.data->>'identifier' END AS org
     FROM lists_batchrow r LEFT JOIN lists_listing l ON l.id = r.listing_id
-    WHERE r.batch_id = %(batch)s AND r.action IN ('add', 'change') AND r.outcome <> 'invalid';
-    ALTER TABLE _pub ADD COLUMN skey text;
-    UPDATE _pub SET skey = COALESCE('u:' || uscc, 'p:' || pid_hash, 'l:' || legacy, 'o:' || org,
-                                    'n:' || name || '|' || region);
+    WHERE r.batch_id = %(batch)s AND r.action IN ('add', 'change') AND r.outcome <> 'invalid'
+    ) q;  -- the key is computed here: an UPDATE afterwards rewrote every staged row once more
     CREATE INDEX ON _pub (skey);
     ANALYZE _pub;
 """
