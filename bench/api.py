@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "data" / "samples"
+SAMPLES = ROOT / "bench" / "data"  # copies of ../shared/data/samples (see the README there)
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 # Production-like: DEBUG off (no query log kept per request).
@@ -371,7 +371,7 @@ def render(r: dict) -> str:
     if "precision" in r:
         lines += [
             "",
-            f"Screening quality at the default threshold ({DEFAULT_THRESHOLD}) on `../shared/data/samples/`: "
+            f"Screening quality at the default threshold ({DEFAULT_THRESHOLD}) on the sample files in `bench/data/`: "
             "the listed companies and the organisation name/USCC pairs are loaded as subjects on top of the "
             f"demo data; {r['hit_queries']:,} hit queries are `search_eval_queries.csv` (names, short names, "
             "English names, names without legal form, USCCs exact / lower-case / full-width / spaced); "

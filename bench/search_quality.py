@@ -5,7 +5,7 @@ aliases; former short names; English name) and bench/data/org_name_identifier_pa
 USCC or legacy number) as subjects into a fresh database, runs every query of
 bench/data/search_eval_queries.csv through `lists.search.query.search_subjects` and writes the
 results to docs/benchmarks.md (section search-quality). The data files are copies of
-../shared/data/samples/ (see the README there for their sources).
+../shared/data/samples (see bench/data/README.md for their sources).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/xy_search_quality DJANGO_DEBUG=1 \\
         .venv/bin/python bench/search_quality.py [--no-write] [--without-short-names]

@@ -10,13 +10,14 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import DetailView, ListView, TemplateView
 
 from agencies.models import Agency
 from lists.identifiers import PERSON_ID, USCC, classify_identifier, compact_identifier, mask_person_id
-from lists.models import CatalogueEdition, CreditList, Listing, Measure, Subject
+from lists.models import CatalogueEdition, CreditList, Listing, Measure, Source, Subject
 from lists.search.query import SearchFilters, SearchResult, search_subjects
 from lists.services.profiles import subject_profile
 from lists.services.reports import issue_report, verify_report
@@ -240,7 +241,8 @@ class ListDirectoryView(ListView):
             ListRow(cl, stats.in_force_by_list.get(cl.pk, 0), stats.last_change_by_list.get(cl.pk))
             for cl in self.object_list
         ]
-        return super().get_context_data(rows=rows, stats=stats, **kwargs)
+        stale_ids = set(Source.objects.overdue(timezone.now()).values_list("credit_list_id", flat=True))
+        return super().get_context_data(rows=rows, stats=stats, stale_ids=stale_ids, **kwargs)
 
 
 class MeasureCatalogueView(TemplateView):

@@ -186,6 +186,19 @@ def test_list_directory_counts_in_force_entries(client):
     assert row.last_change is None or row.last_change <= timezone.now()
 
 
+def test_list_directory_marks_a_list_whose_sync_is_overdue(client):
+    from lists.models import Source
+
+    overdue = CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
+    fresh = CreditList.objects.get(code="TAX_A_GRADE")
+    long_ago = timezone.now() - dt.timedelta(days=2)
+    Source.objects.create(credit_list=overdue, url="http://127.0.0.1:9/feed", last_success_at=long_ago)
+    Source.objects.create(credit_list=fresh, url="http://127.0.0.1:9/feed", last_success_at=timezone.now())
+    response = client.get(reverse("public:list-list"))
+    assert response.context["stale_ids"] == {overdue.pk}
+    assert _body(response).count("同步逾期") == 1
+
+
 def test_subject_history_shows_changes_of_in_force_listings_only(client):
     from django.db import transaction
 
