@@ -47,7 +47,7 @@ bench: venv
 		echo "== $$script"; $(PY) "$$script"; \
 	done'
 
-check: lint migrations-check test
+check: lint typecheck migrations-check test
 
 # Hold the embedded servers open (prints their URLs) so that repeated test runs skip start-up.
 services: venv

@@ -93,7 +93,7 @@ class HolidayAdmin(admin.ModelAdmin):
 class EvidenceInline(admin.TabularInline):
     model = Evidence
     # No file link: evidence is served only through the permission-checked staff view.
-    fields = ["original_name", "content_type", "size", "sha256", "uploaded_at"]
+    fields = ("original_name", "content_type", "size", "sha256", "uploaded_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
