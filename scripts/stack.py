@@ -380,6 +380,7 @@ def prepare(env: dict[str, str], *, force_demo: bool, port: int = 8000) -> None:
         manage(env, "seed_demo", *DEMO_ARGS)
         # Demo sources that sync from the portal's own demo feed, so beat shows a sync at work.
         manage(env, "seed_demo_sources", "--base-url", f"http://127.0.0.1:{port}")
+        manage(env, "seed_demo_staff")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
     else:

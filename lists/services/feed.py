@@ -82,25 +82,37 @@ def record_changes_sql(
     The set-based twin of record_changes() for jobs over millions of rows (expiry, demo data).
     """
     lock_feed()
+    sql, sql_params = change_insert_sql(
+        "lists_listing", listing_filter_sql, op=op, reason=reason, batch_id=batch_id
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, data, created_at)
-            SELECT %s, %s, l.subject_id, l.id, l.credit_list_id, %s::bigint,
-                   jsonb_build_object(
-                       'listing_id', l.id, 'list', cl.code, 'subject_id', s.id,
-                       'subject_type', s.subject_type, 'name', s.name,
-                       'identifier', COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code),
-                       'reference', l.reference, 'reason', l.reason, 'severity', l.severity,
-                       'decided_on', l.decided_on, 'published_on', l.published_on,
-                       'expires_on', l.expires_on, 'status', l.status, 'content_hash', l.content_hash),
-                   now()
-            FROM lists_listing l
-            JOIN lists_subject s ON s.id = l.subject_id
-            JOIN lists_creditlist cl ON cl.id = l.credit_list_id
-            WHERE {listing_filter_sql}
-            ORDER BY l.id
-            """,  # noqa: S608 - the condition is code, values are parameters
-            [op, reason, batch_id, *params],
-        )
+        cursor.execute(sql, [*sql_params, *params])
         return cursor.rowcount
+
+
+def change_insert_sql(
+    source: str, listing_filter_sql: str, *, op: str, reason: str, batch_id: int | None = None
+) -> tuple[str, list[Any]]:
+    """Return the INSERT of one change per row `l` of `source` matching the condition, and its leading params.
+
+    `source` is a table or a CTE with the listing's columns (an `UPDATE … RETURNING *` feeds the
+    feed in the same statement). The caller holds the feed lock (lock_feed()).
+    """
+    sql = f"""
+        INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, data, created_at)
+        SELECT %s, %s, l.subject_id, l.id, l.credit_list_id, %s::bigint,
+               jsonb_build_object(
+                   'listing_id', l.id, 'list', cl.code, 'subject_id', s.id,
+                   'subject_type', s.subject_type, 'name', s.name,
+                   'identifier', COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code),
+                   'reference', l.reference, 'reason', l.reason, 'severity', l.severity,
+                   'decided_on', l.decided_on, 'published_on', l.published_on,
+                   'expires_on', l.expires_on, 'status', l.status, 'content_hash', l.content_hash),
+               now()
+        FROM {source} l
+        JOIN lists_subject s ON s.id = l.subject_id
+        JOIN lists_creditlist cl ON cl.id = l.credit_list_id
+        WHERE {listing_filter_sql}
+        ORDER BY l.id
+    """  # noqa: S608 - source and condition are code, values are parameters
+    return sql, [op, reason, batch_id]

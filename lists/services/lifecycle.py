@@ -7,27 +7,36 @@ import datetime as dt
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .feed import lock_feed, record_changes_sql
-from .measures import apply_measures
+from .feed import change_insert_sql, lock_feed
+
+# One statement: end the due listings, append one "remove" change per listing to the feed and
+# lift their restrictions, all fed by the UPDATE's RETURNING rows (no ids round-trip through
+# Python). An ended listing derives no restriction, so lifting its live ones is exactly what a
+# scoped apply_measures() would do. Data-modifying CTEs always run to completion and share one
+# snapshot: the feed sees the listings as expired, and a second run finds nothing due.
+_EXPIRE = """
+    WITH expired AS (
+        UPDATE lists_listing SET status = 'expired', ended_at = now(), last_changed_at = now()
+        WHERE status IN ('active', 'disputed') AND expires_on < %s
+        RETURNING id, subject_id, credit_list_id, reference, reason, severity, decided_on, published_on,
+                  expires_on, status, content_hash
+    ),
+    feed AS ({feed}),
+    lifted AS (
+        UPDATE lists_restriction r SET lifted_at = now(), lifted_reason = %s
+        FROM expired e WHERE r.listing_id = e.id AND r.lifted_at IS NULL
+    )
+    SELECT count(*) FROM expired
+"""
 
 
 def expire_listings(*, today: dt.date | None = None) -> int:
     """End every in-force listing past its expiry, lift its restrictions, write the feed."""
     today = today or timezone.localdate()
+    feed_sql, feed_params = change_insert_sql("expired", "true", op="remove", reason="expire")
     with transaction.atomic():
         lock_feed()
         with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE lists_listing SET status = 'expired', ended_at = now(), last_changed_at = now()
-                WHERE status IN ('active', 'disputed') AND expires_on < %s
-                RETURNING id
-                """,
-                [today],
-            )
-            expired_ids = [row[0] for row in cursor.fetchall()]
-        if not expired_ids:
-            return 0
-        record_changes_sql("l.id = ANY(%s)", [expired_ids], op="remove", reason="expire")
-        apply_measures(listing_ids=expired_ids, reason="expired")
-    return len(expired_ids)
+            cursor.execute("SET LOCAL work_mem = '64MB'")  # sort the feed rows in memory
+            cursor.execute(_EXPIRE.format(feed=feed_sql), [today, *feed_params, "expired"])
+            return int(cursor.fetchone()[0])

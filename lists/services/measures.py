@@ -3,10 +3,11 @@
 Automation only derives: a restriction exists because a person published a listing and the
 catalogue's current edition says the listing's list triggers the measure.
 
-A recompute first writes the restrictions that should be live into a temporary table, then
-compares: lift what is live but not wanted, revive or correct what is wanted but lifted or
-different, add what is missing. In the steady state every step only reads, so recomputing a
-million listings writes nothing (an `INSERT … ON CONFLICT DO UPDATE` would lock, and so write,
+A recompute compares the restrictions that should be live with the existing ones in one pass and
+keeps only the differences in a temporary table, then applies them: lift what is live but not
+wanted, revive or correct what is wanted but lifted or different, add what is missing. In the
+steady state the table stays empty and nothing is written, so recomputing a million listings
+writes nothing (an `INSERT … ON CONFLICT DO UPDATE` would lock, and so write,
 every existing row even when its WHERE leaves it unchanged).
 """
 
@@ -33,20 +34,22 @@ _CARRY = """
 
 # IF NOT EXISTS + TRUNCATE: a caller's outer transaction may run two recomputes before it commits.
 _TEMP_TABLES = """
-    CREATE TEMP TABLE IF NOT EXISTS _desired (
-        subject_id bigint, listing_id bigint, measure_id bigint, starts_on date, ends_on date
+    CREATE TEMP TABLE IF NOT EXISTS _measures_diff (
+        kind char(1), restriction_id bigint, subject_id bigint, listing_id bigint, measure_id bigint,
+        starts_on date, ends_on date
     ) ON COMMIT DROP;
     CREATE TEMP TABLE IF NOT EXISTS _measures_changed (listing_id bigint) ON COMMIT DROP;
-    TRUNCATE _desired, _measures_changed;
+    TRUNCATE _measures_diff, _measures_changed;
 """
 
-_DESIRE = """
-    INSERT INTO _desired (subject_id, listing_id, measure_id, starts_on, ends_on)
-    SELECT l.subject_id, l.id, m.id,
-           COALESCE(l.published_on, l.decided_on, CURRENT_DATE),
+# The restrictions that should be live, as a query (never materialised: over a million listings
+# that temp table was most of a steady-state recompute, which then changed nothing).
+_DESIRED = """
+    SELECT l.subject_id, l.id AS listing_id, m.id AS measure_id,
+           COALESCE(l.published_on, l.decided_on, CURRENT_DATE) AS starts_on,
            CASE WHEN m.duration_months IS NULL THEN l.expires_on
                 ELSE LEAST(l.expires_on, (COALESCE(l.published_on, l.decided_on, CURRENT_DATE)
-                          + make_interval(months => m.duration_months))::date) END
+                          + make_interval(months => m.duration_months))::date) END AS ends_on
     FROM lists_listing l
     JOIN lists_subject s ON s.id = l.subject_id
     JOIN lists_measure_triggered_by t ON t.creditlist_id = l.credit_list_id
@@ -56,26 +59,42 @@ _DESIRE = """
       AND (cardinality(m.subject_types) = 0 OR s.subject_type = ANY (m.subject_types)) {scope_l}
 """
 
+# One pass compares wanted with existing and keeps only the differences: L(ift) what is live but
+# not wanted, R(evive) what is wanted but lifted or ending on another day, A(dd) what is missing.
+# In the steady state it keeps nothing, and the steps below only touch the differences.
+_DIFF = """
+    INSERT INTO _measures_diff (kind, restriction_id, subject_id, listing_id, measure_id, starts_on, ends_on)
+    SELECT CASE WHEN d.listing_id IS NULL THEN 'L' WHEN r.id IS NULL THEN 'A' ELSE 'R' END,
+           r.id, d.subject_id, d.listing_id, d.measure_id, d.starts_on, d.ends_on
+    FROM ({desired}) d
+    FULL JOIN (SELECT id, listing_id, measure_id, ends_on, lifted_at
+               FROM lists_restriction r WHERE true {scope_r}) r
+      ON r.listing_id = d.listing_id AND r.measure_id = d.measure_id
+    WHERE (d.listing_id IS NULL AND r.lifted_at IS NULL)
+       OR r.id IS NULL
+       OR (d.listing_id IS NOT NULL AND (r.lifted_at IS NOT NULL OR r.ends_on IS DISTINCT FROM d.ends_on))
+"""
+
+# Each step re-checks its condition on the row: a concurrent writer may have got there first.
 _LIFT = """
     UPDATE lists_restriction r SET lifted_at = now(), lifted_reason = %s
-    WHERE r.lifted_at IS NULL {scope_r}
-      AND NOT EXISTS (SELECT 1 FROM _desired d WHERE d.listing_id = r.listing_id AND d.measure_id = r.measure_id)
+    FROM _measures_diff x
+    WHERE x.kind = 'L' AND r.id = x.restriction_id AND r.lifted_at IS NULL
 """
 
 _REVIVE = """
     UPDATE lists_restriction r
-    SET starts_on = d.starts_on, ends_on = d.ends_on, lifted_at = NULL, lifted_reason = ''
-    FROM _desired d
-    WHERE r.listing_id = d.listing_id AND r.measure_id = d.measure_id
-      AND (r.lifted_at IS NOT NULL OR r.ends_on IS DISTINCT FROM d.ends_on)
+    SET starts_on = x.starts_on, ends_on = x.ends_on, lifted_at = NULL, lifted_reason = ''
+    FROM _measures_diff x
+    WHERE x.kind = 'R' AND r.id = x.restriction_id
+      AND (r.lifted_at IS NOT NULL OR r.ends_on IS DISTINCT FROM x.ends_on)
 """
 
 _ADD = """
     INSERT INTO lists_restriction (subject_id, listing_id, measure_id, starts_on, ends_on, lifted_reason)
-    SELECT d.subject_id, d.listing_id, d.measure_id, d.starts_on, d.ends_on, ''
-    FROM _desired d
-    WHERE NOT EXISTS (SELECT 1 FROM lists_restriction x
-                      WHERE x.listing_id = d.listing_id AND x.measure_id = d.measure_id)
+    SELECT x.subject_id, x.listing_id, x.measure_id, x.starts_on, x.ends_on, ''
+    FROM _measures_diff x
+    WHERE x.kind = 'A'
     ON CONFLICT (listing_id, measure_id) DO NOTHING
 """
 
@@ -117,10 +136,20 @@ def apply_measures(
                 # A scoped run (publish, expiry) may lift-and-re-add instead: same end state, and
                 # it skips a scan that only matters once, right after a new edition is loaded.
                 cursor.execute(_CARRY)
-            cursor.execute(_DESIRE.format(scope_l=scope_l), params)
-            cursor.execute("ANALYZE _desired")
+            desired = _DESIRED.format(scope_l=scope_l)
+            if scoped:
+                cursor.execute(_DIFF.format(desired=desired, scope_r=scope_r), params + params)
+            else:
+                # Read each listing once: with a nested loop the planner re-reads the listing
+                # heap once per credit list (bitmap scans it thinks cheap), 3 s instead of 1 s.
+                cursor.execute("SELECT current_setting('enable_nestloop')")
+                nestloop = cursor.fetchone()[0]
+                cursor.execute("SET LOCAL enable_nestloop = off")
+                cursor.execute(_DIFF.format(desired=desired, scope_r=scope_r))
+                cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [nestloop])
+            cursor.execute("ANALYZE _measures_diff")
             counts = [
-                _run(cursor, _LIFT.format(scope_r=scope_r), [reason, *params], "r.listing_id", feed_reason),
+                _run(cursor, _LIFT, [reason], "r.listing_id", feed_reason),
                 _run(cursor, _REVIVE, [], "r.listing_id", feed_reason),
                 _run(cursor, _ADD, [], "listing_id", feed_reason),
             ]

@@ -54,3 +54,21 @@ def test_a_new_edition_becomes_current_and_keeps_the_old_one(tmp_path) -> None: 
     assert CatalogueEdition.objects.get(is_current=True).code == "2027-test"
     assert Measure.objects.current().count() == 5
     assert Measure.objects.count() == 41
+
+
+def test_demo_staff_accounts_can_upload_and_approve_for_one_agency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from agencies.models import Agency
+    from agencies.roles import has_role
+
+    call_command("seed_demo_staff", "--password", "a-long-demo-password")
+    users = get_user_model().objects
+    agency = Agency.objects.get(code="sta")
+    assert has_role(users.get(username="demo-uploader"), agency, "uploader")
+    assert has_role(users.get(username="demo-approver"), agency, "approver")
+    assert not has_role(users.get(username="demo-approver"), Agency.objects.get(code="spc"))
+    assert users.get(username="demo-approver").check_password("a-long-demo-password")
+    assert "demo-uploader / demo-approver" in capsys.readouterr().out
