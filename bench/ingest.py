@@ -2,7 +2,7 @@
 
     createdb -h 127.0.0.1 -U postgres xy_ingest_bench
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/xy_ingest_bench DJANGO_DEBUG=1
-    .venv/bin/python manage.py migrate --run-syncdb && .venv/bin/python manage.py load_reference
+    .venv/bin/python manage.py migrate && .venv/bin/python manage.py load_reference
     .venv/bin/python bench/ingest.py --rows 1000000
 
 It empties the published tables of the bench database first (it refuses any database whose

@@ -13,9 +13,7 @@ filters, 20 hits with their subjects). Results go to docs/benchmarks.md (section
 DJANGO_SECRET_KEY (or PERSON_ID_HASH_KEY) must be the one the demo data was seeded with, or the
 person ID queries are left out (xy_search_bench: "bench-only-not-secret").
 
-The database must hold the demo data (`manage.py seed_demo --subjects 1000000`). Search indexes
-that the models declare but the database lacks (a database seeded before they were added) are
-created first.
+The database must hold the demo data (`bench/seed_demo.py --subjects 1000000` makes one).
 """
 
 from __future__ import annotations
@@ -48,35 +46,10 @@ MIX = [  # (query class, share)
     ("english", 0.06),
     ("typo", 0.10),
 ]
-SHARED_DATABASES = {"xy_bench"}  # seeded by the lead for everyone: never altered here
 IDENTIFIER_CLASSES = {"uscc", "uscc_variant", "org_code", "person_id"}
 TYPO_CHARS = (
     "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产"
 )
-
-
-def ensure_search_indexes() -> list[str]:
-    """Create SubjectName indexes declared on the model but missing in the database."""
-    from django.db import connection
-
-    from lists.models import SubjectName
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'lists_subjectname'")
-        present = {name for (name,) in cursor.fetchall()}
-    missing = [index for index in SubjectName._meta.indexes if index.name not in present]
-    if missing and connection.settings_dict["NAME"] in SHARED_DATABASES:
-        raise SystemExit(
-            f"{connection.settings_dict['NAME']} lacks {[i.name for i in missing]} and is shared: clone it "
-            "(CREATE DATABASE xy_search_bench TEMPLATE xy_bench) and run against the clone"
-        )
-    with connection.schema_editor() as editor:
-        for index in missing:
-            editor.add_index(SubjectName, index)
-    if missing:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE lists_subjectname")
-    return [index.name for index in missing]
 
 
 def sample_rows(rng: random.Random, count: int) -> list[dict[str, object]]:
@@ -295,8 +268,6 @@ def render(
             f"- run {i}: {ids:.1f} ms / {names:.1f} ms ({load})"
             for i, (ids, names, load) in enumerate(info["runs"], 1)
         ]  # type: ignore[arg-type]
-    if info.get("created_indexes"):
-        lines += ["", f"Indexes created before the run: {', '.join(info['created_indexes'])}."]  # type: ignore[arg-type]
     return "\n".join(lines)
 
 
@@ -313,7 +284,6 @@ def main() -> None:
     setup_django()
     from django.db import connection
 
-    created = ensure_search_indexes()
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM lists_subject")
         subjects = cursor.fetchone()[0]
@@ -350,7 +320,6 @@ def main() -> None:
         "load_before": load_before,
         "load_after": load_after,
         "runs": [(r[1], r[0], r[2]) for r in runs],
-        "created_indexes": created,
         "shared_buffers": shared_buffers,
         "db_size": db_size,
         "cap": search_cap(),
