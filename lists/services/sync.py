@@ -11,23 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
 from ..models import Batch, BatchRow, CreditList, Listing, Source
 from ..models.sync import schedule_interval
 from .fetch import Feed, FeedUnavailable, SyncFailed, fetch_feed
+from .locks import SYNC_LOCK_CLASS, session_lock
 
 log = logging.getLogger(__name__)
 
 # Advisory-lock class for "a run of source N is in progress" (the second key is the source id).
-SYNC_LOCK_CLASS = 7_400_002
 
 
 def sync_source(*, source_id: int, final_attempt: bool = True) -> Batch | None:
@@ -38,7 +36,7 @@ def sync_source(*, source_id: int, final_attempt: bool = True) -> Batch | None:
     source; `final_attempt` decides whether it shows as failing (retrying) or unhealthy.
     """
     source = Source.objects.select_related("credit_list", "trusted_by").get(pk=source_id)
-    with _source_lock(source.pk) as acquired:
+    with session_lock(SYNC_LOCK_CLASS, source.pk, wait=False) as acquired:
         if not acquired:
             log.info("sync of %s skipped: another run holds it", source.credit_list.code)
             return None
@@ -255,17 +253,3 @@ def _record_success(source: Source, feed: Feed) -> None:
         fields["cursor"] = feed.cursor[:200]
     Source.objects.filter(pk=source.pk).update(**fields)
     CreditList.objects.filter(pk=source.credit_list_id).update(last_synced_at=now)
-
-
-@contextmanager
-def _source_lock(source_id: int) -> Iterator[bool]:
-    """Hold a session advisory lock for the run; a killed worker's connection drops it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s::int)", [SYNC_LOCK_CLASS, source_id])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s::int)", [SYNC_LOCK_CLASS, source_id])

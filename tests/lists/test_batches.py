@@ -431,3 +431,35 @@ def test_removing_a_record_that_is_not_published_is_a_warning(tax_list, uploader
     row = batch.rows.get()
     assert row.action == "" and row.warnings == ["action: no published record to remove"]
     assert batch.counts["remove"] == 0 and batch.counts["warning"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_of_one_batch_at_once_stage_its_rows_once(tax_list):
+    """The queued task and `import_list` may process the same batch at the same moment."""
+    import threading
+
+    from django.db import connection
+
+    payload = csv_bytes(*(company(n) for n in range(1, 3001)))
+    batch = batches.receive_batch(
+        credit_list=tax_list, payload=payload, filename="list.csv", mode="incremental", origin="command"
+    )
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            batches.process_batch(batch_id=batch.pk)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    runners = [threading.Thread(target=run) for _ in range(2)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(timeout=120)
+    assert failures == []
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.READY
+    assert BatchRow.objects.filter(batch=batch).count() == 3000

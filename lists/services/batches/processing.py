@@ -15,6 +15,7 @@ from agencies.services import record_event
 from ...importers import HeaderMapping, ImportRejected, detect_format, map_file_headers, parse
 from ...importers.decoding import detect_encoding
 from ...models import Batch, BatchRow, CreditList
+from ..locks import BATCH_LOCK_CLASS, session_lock
 from ..raw_files import RawFileError, read_raw_file, store_raw_file
 from .diffing import compute_diff, insert_matched
 from .staging import RowStager, analyze, chunks, copy_rows, list_schema
@@ -121,6 +122,13 @@ def _audit(
 
 def process_batch(*, batch_id: int) -> Batch:
     """Parse, validate and diff a received batch; safe to run again on the same batch."""
+    # The queued task and an inline caller (import_list, sync) may both run it: the second
+    # waits here and then finds the batch done instead of staging its rows a second time.
+    with session_lock(BATCH_LOCK_CLASS, batch_id, wait=True):
+        return _process_batch(batch_id)
+
+
+def _process_batch(batch_id: int) -> Batch:
     batch = Batch.objects.select_related("credit_list__agency").get(pk=batch_id)
     if batch.status not in (Batch.Status.RECEIVED, Batch.Status.PROCESSING, Batch.Status.NEEDS_MAPPING):
         return batch
