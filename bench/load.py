@@ -310,7 +310,7 @@ def main() -> None:
     parser.add_argument("--database", default="xy_load_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/6")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--think", type=float, default=0.0, help="Mean pause between a user's requests (s)")
+    parser.add_argument("--think", type=float, default=3.0, help="Mean pause between a user's requests (s)")
     parser.add_argument(
         "--quiet-users", default="1,50", help="Baseline phases before the main one, without publish or sync"
     )
@@ -450,7 +450,8 @@ def report(
         qrows, qtotal, qerr = table(qrec, qelapsed)
         quiet_lines += [
             "",
-            f"Before that, without the publish and the sync: {n} user(s) for {qelapsed:.0f} s.",
+            f"Before that, without the publish and the sync and with no think time (a closed loop: each "
+            f"user sends its next request as soon as the last one is answered): {n} user(s) for {qelapsed:.0f} s.",
             "",
             HEADER,
             "|---|---:|---:|---:|---:|---:|---:|",

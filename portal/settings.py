@@ -152,6 +152,9 @@ STORAGES = {
 
 UPLOAD_MAX_BYTES = int(env("UPLOAD_MAX_BYTES", str(200 * 1024 * 1024)))
 UPLOAD_MAX_ROWS = int(env("UPLOAD_MAX_ROWS", "2000000"))
+# Files from this size up are validated by BATCH_WORKERS forked processes (default: one per core).
+BATCH_PARALLEL_MIN_BYTES = int(env("BATCH_PARALLEL_MIN_BYTES", str(8 * 1024 * 1024)))
+BATCH_WORKERS = int(env("BATCH_WORKERS", str(min(os.cpu_count() or 1, 4))))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

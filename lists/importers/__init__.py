@@ -23,6 +23,7 @@ from lists.importers.base import (
     detect_format,
 )
 from lists.importers.headers import ColumnMapping, HeaderMapping, map_headers
+from lists.importers.rows import Record, RowBuilder, is_blank, open_tabular
 from lists.importers.validation import find_duplicates, validate_row
 
 __all__ = [
@@ -35,11 +36,15 @@ __all__ = [
     "Limits",
     "ListSchema",
     "ParseOptions",
+    "Record",
+    "RowBuilder",
     "RowResult",
     "detect_format",
     "find_duplicates",
+    "is_blank",
     "map_file_headers",
     "map_headers",
+    "open_records",
     "parse",
     "validate_row",
 ]
@@ -61,6 +66,12 @@ HEADER_READERS: dict[str, Callable[..., list[str]]] = {
     "jsonl": jsonl.read_headers,
 }
 FORMATS = tuple(PARSERS)
+# Formats whose records are read apart from building rows, so that other processes can build them.
+RECORD_READERS: dict[str, Callable[[bytes, ParseOptions], Iterator[Record]]] = {
+    "csv": csv.text_records,
+    "xlsx": lambda payload, options: xlsx.records(payload, options.limits),
+    "xls": lambda payload, options: xls.records(payload, options.limits),
+}
 
 
 def parse(
@@ -77,6 +88,27 @@ def parse(
     Detection never picks "keyvalue": that layout is only read when the uploader chooses it.
     """
     return PARSERS[_format(payload, format)](payload, schema, limits=limits, overrides=overrides, today=today)
+
+
+def open_records(
+    payload: bytes,
+    schema: ListSchema,
+    *,
+    format: str | None = None,  # noqa: A002
+    limits: Limits | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    today: date | None = None,
+) -> tuple[RowBuilder, Iterator[Record]] | None:
+    """Return the row builder and the records after the header; None for a non-tabular format.
+
+    `parse()` is the same as building each record in turn; apart, the records can be read here
+    and built elsewhere (lists.services.batches.workers).
+    """
+    reader = RECORD_READERS.get(_format(payload, format))
+    if reader is None:
+        return None
+    options = ParseOptions.make(limits, overrides, today)
+    return open_tabular(reader(payload, options), schema, options)
 
 
 def map_file_headers(

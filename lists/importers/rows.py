@@ -10,7 +10,7 @@ from typing import Any
 from lists.importers.base import ImportRejected, Limits, ListSchema, ParseOptions, RowResult
 from lists.importers.headers import ColumnMapping, HeaderMapping, map_headers
 from lists.importers.schema import DATE
-from lists.importers.validation import check_cell, is_oversized, shown, validate_row
+from lists.importers.validation import check_cell, is_oversized, is_plain_cell, shown, validate_row
 
 _PREVIEW = 64
 _KEYVALUE_PROBE = 100
@@ -91,12 +91,18 @@ class RowBuilder:
         pairs = [(self._by_header[header], value) for header, value in record.items()]
         return self._build(line_no, pairs, list(errors or []))
 
+    def build(self, record: Record) -> RowResult | None:
+        """Return the row for one record as the readers yield it; None for a blank one."""
+        line_no, cells, problem = record
+        return self.problem(line_no, problem) if problem else self.from_cells(line_no, cells)
+
     def problem(self, line_no: int, message: str) -> RowResult:
         """Return the row for a record that could not be read at all."""
-        self._count(line_no)
+        self.count_row(line_no)
         return RowResult(line_no, raw={}, errors=[message])
 
-    def _count(self, line_no: int) -> None:
+    def count_row(self, line_no: int) -> None:
+        """Count one row; reject the file once it has more rows than the limit allows."""
         self.count += 1
         if self.count > self.options.limits.max_rows:
             raise ImportRejected(
@@ -105,7 +111,7 @@ class RowBuilder:
             )
 
     def _build(self, line_no: int, pairs: list[tuple[ColumnMapping, Any]], errors: list[str]) -> RowResult:
-        self._count(line_no)
+        self.count_row(line_no)
         row = RowResult(line_no, raw={}, errors=errors)
         invalid = set()
         for column, value in pairs:
@@ -120,6 +126,11 @@ class RowBuilder:
 
     def _take(self, row: RowResult, column: ColumnMapping, value: Any) -> bool:
         """Put one cell into the row; return False if the cell itself was rejected."""
+        if type(value) is str and is_plain_cell(value, self.options.limits.max_cell_bytes):
+            row.raw[column.key] = value  # the usual cell: nothing to check, nothing to convert
+            if column.field:
+                _put(row.data, column.field, value, self._specs[column.field].multi)
+            return True
         text = value if isinstance(value, str) else cell_text(value)
         label = column.field or column.header
         cell_errors, cell_warnings = check_cell(label, text, self.options.limits)
@@ -185,12 +196,20 @@ def looks_like_keyvalue(rows: list[list[Any]]) -> bool:
 
 def tabular_rows(records: Iterator[Record], schema: ListSchema, options: ParseOptions) -> Iterator[RowResult]:
     """Yield rows from records whose first non-blank one is the header."""
-    records = reject_keyvalue_layout(records)
-    builder = RowBuilder(mapping_for(_headers(records, options), schema, options), schema, options)
-    for line_no, cells, problem in records:
-        row = builder.problem(line_no, problem) if problem else builder.from_cells(line_no, cells)
+    builder, records = open_tabular(records, schema, options)
+    for record in records:
+        row = builder.build(record)
         if row is not None:
             yield row
+
+
+def open_tabular(
+    records: Iterator[Record], schema: ListSchema, options: ParseOptions
+) -> tuple[RowBuilder, Iterator[Record]]:
+    """Read up to the header; return the builder for its rows and the records after it."""
+    records = reject_keyvalue_layout(records)
+    builder = RowBuilder(mapping_for(_headers(records, options), schema, options), schema, options)
+    return builder, records
 
 
 def _headers(records: Iterator[Record], options: ParseOptions) -> list[str]:

@@ -51,6 +51,7 @@ _CHINESE_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八�
 # "=" starts a formula in every spreadsheet; after + - @ only a function call (SUM(), a DDE
 # command (cmd|) or a sheet reference (Sheet1!A1) does, so "-", "-5" and "+86 ..." pass.
 _FORMULA = re.compile(r"^(?:=.|[+\-@].*?(?:[A-Za-z_][\w.]*\s*\(|\w\s*\||![$A-Za-z]))", re.DOTALL)
+_FORMULA_STARTS = frozenset("=+-@")  # every match of _FORMULA starts with one of these
 _LONG_NUMBER = re.compile(r"\d{12,}[Xx]?")  # anything that could be a personal ID number
 _LIST_SEPARATORS = re.compile(r"[;；|\n]+")
 _SERIAL = re.compile(r"\d{5}(?:\.\d+)?")
@@ -132,6 +133,13 @@ def check_cell(label: str, value: str, limits: Limits) -> tuple[list[str], list[
     if _FORMULA.match(value[:256]):  # the start decides; a bound keeps the regex linear
         return [], [f"{label}: looks like a spreadsheet formula; kept as text"]
     return [], []
+
+
+def is_plain_cell(value: str, max_bytes: int) -> bool:
+    """Return whether check_cell() has nothing to say about a text cell, cheaply."""
+    return (
+        len(value) * 4 <= max_bytes and (not value or value[0] not in _FORMULA_STARTS) and "\x00" not in value
+    )
 
 
 def is_oversized(value: str, max_bytes: int) -> bool:

@@ -29,17 +29,17 @@ def parse(
 ) -> Iterator[RowResult]:
     """Yield one RowResult per non-empty row of the first sheet with data; line_no is the Excel row."""
     options = ParseOptions.make(limits, overrides, today)
-    return start_rows(tabular_rows(_records(payload, options.limits), schema, options))
+    return start_rows(tabular_rows(records(payload, options.limits), schema, options))
 
 
 def read_headers(payload: bytes, *, limits: Limits | None = None) -> list[str]:
     """Return the header row of the first sheet with data."""
     options = ParseOptions.make(limits)
-    records = reject_keyvalue_layout(_records(payload, options.limits))
-    return next((header_row(cells, options) for _line, cells, _problem in records), [])
+    rows = reject_keyvalue_layout(records(payload, options.limits))
+    return next((header_row(cells, options) for _line, cells, _problem in rows), [])
 
 
-def _records(payload: bytes, limits: Limits) -> Iterator[Record]:
+def records(payload: bytes, limits: Limits) -> Iterator[Record]:
     book = _open(payload)
     try:
         for index in range(book.nsheets):

@@ -132,7 +132,8 @@ class BatchRow(models.Model):
     diff = models.JSONField(default=dict, blank=True)
     # No database constraint: rows are written set-based from a join with lists_listing (so
     # the id exists) and listings are never deleted; the constraint only cost a check per row
-    # when a million-row file is staged or re-staged.
+    # when a million-row file is staged or re-staged. No index either: rows are only ever read
+    # by batch.
     listing = models.ForeignKey(
         "lists.Listing",
         null=True,
@@ -140,6 +141,7 @@ class BatchRow(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
 
     class Meta:

@@ -35,15 +35,18 @@ class Change(models.Model):
     seq = models.BigAutoField(primary_key=True)
     op = models.CharField(max_length=8, choices=Op.choices)
     reason = models.CharField(max_length=32, help_text="publish, expire, repair, rollback, correct, ...")
+    # subject and credit_list are served by the (…, seq) indexes below.
     subject = models.ForeignKey(
-        Subject, on_delete=models.PROTECT, related_name="changes", db_constraint=False
+        Subject, on_delete=models.PROTECT, related_name="changes", db_constraint=False, db_index=False
     )
     listing = models.ForeignKey(
         Listing, on_delete=models.PROTECT, related_name="changes", db_constraint=False
     )
     credit_list = models.ForeignKey(
-        CreditList, on_delete=models.PROTECT, related_name="changes", db_constraint=False
+        CreditList, on_delete=models.PROTECT, related_name="changes", db_constraint=False, db_index=False
     )
+    # No index on batch or created_at: nothing searches by them (a batch's changes are the
+    # seq range Batch.first_seq..last_seq), and each costs an entry per change written.
     batch = models.ForeignKey(
         "lists.Batch",
         null=True,
@@ -51,9 +54,10 @@ class Change(models.Model):
         on_delete=models.PROTECT,
         related_name="changes",
         db_constraint=False,
+        db_index=False,
     )
     data = models.JSONField(default=dict, help_text="The listing as published after the change")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChangeQuerySet.as_manager()
 

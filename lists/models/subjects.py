@@ -19,8 +19,11 @@ class Subject(models.Model):
     name_en = models.CharField(max_length=400, blank=True)
     aliases = ArrayField(models.CharField(max_length=300), default=list, blank=True, help_text="Short names")
     former_names = ArrayField(models.CharField(max_length=300), default=list, blank=True)
-    uscc = models.CharField("统一社会信用代码", max_length=18, null=True, blank=True, unique=True)
-    org_code = models.CharField("组织机构代码", max_length=9, blank=True, db_index=True)
+    # Unique and indexed through Meta, not unique=/db_index=: those add a second, LIKE-only
+    # (`_like`) index per column, paid on every subject a big batch inserts. Only region_code
+    # is searched by prefix; its one pattern_ops index serves equality as well.
+    uscc = models.CharField("统一社会信用代码", max_length=18, null=True, blank=True)  # noqa: DJ001 - unique
+    org_code = models.CharField("组织机构代码", max_length=9, blank=True)
     legacy_ids = ArrayField(
         models.CharField(max_length=20),
         default=list,
@@ -28,9 +31,9 @@ class Subject(models.Model):
         help_text="15-digit registration/tax numbers",
     )
     # A personal ID number is never stored: only its keyed hash (for lookup) and a masked form.
-    person_id_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    person_id_hash = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - unique
     person_id_masked = models.CharField(max_length=18, blank=True)
-    region_code = models.CharField(max_length=6, blank=True, db_index=True)
+    region_code = models.CharField(max_length=6, blank=True)
     is_synthetic = models.BooleanField(default=False, help_text="Demo data, not a real record")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -40,8 +43,24 @@ class Subject(models.Model):
             models.CheckConstraint(
                 condition=Q(person_id_hash__isnull=True) | Q(uscc__isnull=True), name="subject_one_primary_id"
             ),
+            # Partial: a subject has one of the two, and an index of a million NULLs costs a
+            # million inserts for nothing (an equality lookup still uses it).
+            models.UniqueConstraint(
+                fields=["uscc"], condition=Q(uscc__isnull=False), name="subject_unique_uscc"
+            ),
+            models.UniqueConstraint(
+                fields=["person_id_hash"],
+                condition=Q(person_id_hash__isnull=False),
+                name="subject_unique_person_id_hash",
+            ),
         ]
-        indexes = [GinIndex(fields=["legacy_ids"], name="subject_legacy_ids_gin")]
+        indexes = [
+            GinIndex(fields=["legacy_ids"], name="subject_legacy_ids_gin"),
+            models.Index(fields=["org_code"], name="subject_org_code"),
+            models.Index(
+                fields=["region_code"], name="subject_region_code", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

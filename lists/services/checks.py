@@ -92,6 +92,8 @@ def find_subject(identifier: str) -> Subject | None:
 
 # One round trip: the data version, and each in-force restriction with its measure, listing,
 # list and agency (a check is called at airline and procurement counters: every trip counts).
+# `measure_id + 0` keeps the measure off the index: ANDed with the subject's few rows, a common
+# measure's bitmap (90,000 restrictions) cost 8 ms of a 9 ms check.
 _CHECK_SQL = """
     SELECT v.seq, r.measure_code, r.measure_name, r.measure_kind, r.measure_basis, r.listing_id,
            r.starts_on, r.ends_on, r.list_code, r.list_name, r.agency_code, r.reference, r.status,
@@ -109,7 +111,7 @@ _CHECK_SQL = """
         JOIN agencies_agency a ON a.id = cl.agency_id
         WHERE r.subject_id = %(subject)s AND r.lifted_at IS NULL AND r.starts_on <= %(on)s
           AND (r.ends_on IS NULL OR r.ends_on >= %(on)s)
-          AND (%(measure)s::bigint IS NULL OR r.measure_id = %(measure)s::bigint)
+          AND (%(measure)s::bigint IS NULL OR r.measure_id + 0 = %(measure)s::bigint)
     ) r ON true
     ORDER BY r.measure_code, r.listing_id
 """

@@ -19,7 +19,7 @@ from agencies.models import Agency
 from lists.identifiers import PERSON_ID, USCC, classify_identifier, compact_identifier, mask_person_id
 from lists.models import CatalogueEdition, CreditList, Listing, Measure, Source, Subject
 from lists.search.query import SearchFilters, SearchResult, search_subjects
-from lists.services.profiles import subject_profile
+from lists.services.profiles import in_force_public_listings, subject_profile
 from lists.services.reports import issue_report, verify_report
 from lists.services.statistics import PROVINCES, listing_statistics
 
@@ -155,8 +155,9 @@ def _result_context(params: QueryDict, page: int, result: SearchResult) -> dict[
 def _listings_by_subject(subject_ids: list[int]) -> dict[int, list[Listing]]:
     """Return the in-force listings of the subjects on one result page, in one query."""
     grouped: dict[int, list[Listing]] = {pk: [] for pk in subject_ids}
-    rows = Listing.objects.in_force().filter(subject_id__in=subject_ids, credit_list__is_public=True)
-    for listing in rows.select_related("credit_list").order_by("credit_list__code"):
+    if not subject_ids:
+        return grouped
+    for listing in sorted(in_force_public_listings(subject_ids), key=lambda x: (x.credit_list.code, x.pk)):
         grouped[listing.subject_id].append(listing)
     return grouped
 

@@ -391,8 +391,14 @@ def test_a_task_whose_worker_is_killed_is_redelivered_and_converges(private: Sta
     b = Batch.objects.get(pk={batch_id})
     print(json.dumps({{"status": b.status, "rows": BatchRow.objects.filter(batch=b).count(), "counts": b.counts}}))
     """
-    # A short visibility timeout so that the orphaned message comes back within the test.
-    fast = {"CELERY_VISIBILITY_TIMEOUT": "4", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
+    # A short visibility timeout so that the orphaned message comes back within the test; the
+    # rows are built by worker processes forked from the pool process, as for a big file.
+    fast = {
+        "CELERY_VISIBILITY_TIMEOUT": "4",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "BATCH_PARALLEL_MIN_BYTES": "0",
+        "BATCH_WORKERS": "2",
+    }
     first = private.worker(**fast)
     try:
         wait_until(lambda: private.batch_status(batch_id) == "processing", timeout=60, step=0.01)

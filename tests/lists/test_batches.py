@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from agencies.models import AuditEvent, Membership
 from lists.models import Batch, BatchRow, Change, CreditList, Listing, Restriction, Subject, SubjectName
 from lists.services import batches, measures
 from lists.services.batches import BatchError
+from lists.services.batches.workers import staging_table
 from lists.services.periods import default_expiry
 from lists.services.raw_files import read_raw_file
 from tests.factories import MembershipFactory, UserFactory, valid_uscc
@@ -438,8 +439,6 @@ def test_two_runs_of_one_batch_at_once_stage_its_rows_once(tax_list):
     """The queued task and `import_list` may process the same batch at the same moment."""
     import threading
 
-    from django.db import connection
-
     payload = csv_bytes(*(company(n) for n in range(1, 3001)))
     batch = batches.receive_batch(
         credit_list=tax_list, payload=payload, filename="list.csv", mode="incremental", origin="command"
@@ -463,3 +462,47 @@ def test_two_runs_of_one_batch_at_once_stage_its_rows_once(tax_list):
     batch.refresh_from_db()
     assert batch.status == Batch.Status.READY
     assert BatchRow.objects.filter(batch=batch).count() == 3000
+
+
+def _staged_rows(batch: Batch) -> list[tuple]:
+    return list(
+        batch.rows.order_by("line_no").values_list(
+            "line_no", "outcome", "action", "errors", "warnings", "data"
+        )
+    )
+
+
+def test_a_big_file_validated_by_worker_processes_gives_the_same_rows(tax_list, uploader):
+    """Forked workers build the rows in chunks; duplicates across chunks are still found."""
+    rows = [company(n) for n in range(1, 5001)]
+    rows[4200] = company(7)  # the same record as line 8, two chunks later
+    rows[3000] = "坏公司,BADCODE,税稽罚1号,x,2025-01-01"
+    rows.insert(100, "")  # a blank line is skipped, not counted
+    payload = csv_bytes(*rows)
+    serial = load(tax_list, payload, user=uploader, mode="snapshot")
+    with override_settings(BATCH_PARALLEL_MIN_BYTES=0, BATCH_WORKERS=2):
+        parallel = load(tax_list, payload + b"\n", user=uploader, mode="snapshot")
+    assert parallel.status == serial.status == Batch.Status.READY
+    assert {k: v for k, v in parallel.counts.items() if k != "base_seq"} == {
+        k: v for k, v in serial.counts.items() if k != "base_seq"
+    }
+    assert parallel.counts["invalid"] == 2 and parallel.counts["rows"] == 5000
+    assert _staged_rows(parallel) == _staged_rows(serial)
+    duplicate = parallel.rows.get(line_no=4203)
+    assert duplicate.errors == ["same record as line 8 (duplicate in this file)"]
+    assert staging_table(parallel) not in _staging_tables()
+
+
+def test_the_row_limit_holds_when_workers_validate(tax_list, uploader):
+    payload = csv_bytes(*(company(n) for n in range(1, 4001)))
+    with override_settings(BATCH_PARALLEL_MIN_BYTES=0, BATCH_WORKERS=2, UPLOAD_MAX_ROWS=2500):
+        batch = load(tax_list, payload, user=uploader)
+    assert batch.status == Batch.Status.FAILED
+    assert "more than 2,500 rows" in batch.error
+    assert not batch.rows.exists() and staging_table(batch) not in _staging_tables()
+
+
+def _staging_tables() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'batch_staging_%%'")
+        return [r[0] for r in cursor.fetchall()]

@@ -83,6 +83,16 @@ def test_candidates_carry_active_listings_and_restrictions(client, screener) -> 
     assert body["data_version"] >= 1
 
 
+def test_each_of_many_candidates_carries_its_own_listings_and_restrictions(client, screener) -> None:  # type: ignore[no-untyped-def]
+    listings = [publish(subject=SubjectFactory(name="杭州同名多家科技有限公司")) for _ in range(12)]
+    body = _post(client, screener, {"queries": [{"name": "杭州同名多家科技有限公司"}], "limit": 50}).json()
+    candidates = body["results"][0]["candidates"]
+    assert [c["subject_id"] for c in candidates] == sorted(x.subject_id for x in listings)
+    for candidate, listing in zip(candidates, sorted(listings, key=lambda x: x.subject_id), strict=True):
+        assert [x["id"] for x in candidate["listings"]] == [listing.pk]
+        assert {r["listing_id"] for r in candidate["restrictions"]} == {listing.pk}
+
+
 def test_subject_type_and_region_narrow_the_candidates() -> None:
     company = SubjectFactory(name="王伟", region_code="440305")
     person, _ = make_person(3, name="王伟")

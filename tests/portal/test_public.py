@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -14,6 +15,7 @@ from lists.identifiers import mask_person_id, person_id_hash
 from lists.models import CreditList, Listing, SubjectType
 from lists.services.measures import apply_measures
 from tests.factories import ListingFactory, SubjectFactory
+from tests.portal.api_helpers import publish
 
 pytestmark = pytest.mark.django_db
 PERSON_ID = "11010519491231002X"
@@ -142,6 +144,43 @@ def test_subject_page_query_count_does_not_grow_with_records(client, django_asse
     assert _queries(client, url) == _queries(client, reverse("public:subject-detail", args=[big.pk]))
     with django_assert_max_num_queries(6):
         client.get(url)
+
+
+def test_subject_page_reads_each_big_table_alone(client):
+    """Listings, restrictions and changes are each read by the subject's index, never joined to the
+    catalogue: without planner statistics such a join may read every listing of every list."""
+    subject = SubjectFactory()
+    publish(subject=subject)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(reverse("public:subject-detail", args=[subject.pk]))
+    big = [q["sql"] for q in captured if re.search(r'FROM "lists_(listing|restriction|change)"', q["sql"])]
+    assert len(big) == 3
+    assert not [sql for sql in big if "JOIN" in sql]
+
+
+def test_a_list_taken_off_the_public_site_leaves_pages_with_its_measures_and_history(client):
+    subject = SubjectFactory(name="南京隐藏测试科技有限公司")
+    shown = publish(subject=subject, credit_list=CreditList.objects.get(code="TAX_MAJOR_VIOLATION"))
+    hidden = publish(subject=subject, credit_list=CreditList.objects.get(code="SPC_DEFAULTER"))
+    assert hidden.restrictions.exists()
+    CreditList.objects.filter(code="SPC_DEFAULTER").update(is_public=False)
+    profile = client.get(reverse("public:subject-detail", args=[subject.pk])).context["profile"]
+    assert [listing.pk for listing in profile.listings] == [shown.pk]
+    assert {r.listing_id for r in [*profile.punishments, *profile.incentives]} == {shown.pk}
+    assert [change.listing_id for change in profile.history] == [shown.pk]
+    listings = client.get("/search/", {"q": "隐藏测试"}).context["listings"]
+    assert [listing.pk for listing in listings[subject.pk]] == [shown.pk]
+
+
+def test_subject_page_orders_records_by_kind_list_and_newest_decision(client):
+    subject = SubjectFactory()
+    old = _listing(subject, decided_on=dt.date(2020, 1, 1))
+    undated = _listing(subject, decided_on=None, expires_on=None)
+    new = _listing(subject, decided_on=dt.date(2024, 1, 1))
+    red = _listing(subject, code="TAX_A_GRADE")
+    other = _listing(subject, code="SPC_DEFAULTER")
+    profile = client.get(reverse("public:subject-detail", args=[subject.pk])).context["profile"]
+    assert [x.pk for x in profile.listings] == [other.pk, undated.pk, new.pk, old.pk, red.pk]
 
 
 def test_search_page_query_count_does_not_grow_with_results(client):

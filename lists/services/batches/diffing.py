@@ -78,28 +78,43 @@ _MISSING = f"""
                       AND r.line_no <= %(last_line)s AND r.source_key = l.source_key)
 """  # noqa: S608 - composed from constants; values are parameters
 # Rows enter lists_batchrow already matched with the published listing, so each row is
-# written once: updating a million wide rows afterwards costs more than parsing them.
+# written once: updating a million wide rows afterwards costs more than parsing them. A record
+# that an earlier line of the file already gave (same source key) is invalid: found here, in one
+# pass, because the rows were staged in parallel by processes that each saw only part of the file.
 _INSERT_MATCHED = """
     INSERT INTO lists_batchrow (batch_id, line_no, raw, data, errors, warnings, outcome, action,
                                 source_key, content_hash, diff, listing_id)
-    SELECT %(batch)s, r.line_no, r.raw, r.data, r.errors, r.warnings, r.outcome,
-           CASE WHEN r.outcome = 'invalid' THEN '' WHEN r.data->>'action' = 'remove' THEN 'remove'
+    SELECT %(batch)s, r.line_no, r.raw, r.data,
+           CASE WHEN d.first_line IS NULL THEN r.errors ELSE r.errors || jsonb_build_array(
+               'same record as line ' || d.first_line || ' (duplicate in this file)') END,
+           r.warnings, CASE WHEN d.first_line IS NULL THEN r.outcome ELSE 'invalid' END,
+           CASE WHEN r.outcome = 'invalid' OR d.first_line IS NOT NULL THEN ''
+                WHEN r.data->>'action' = 'remove' THEN 'remove'
                 WHEN l.id IS NULL THEN 'add' WHEN l.content_hash = r.content_hash THEN 'unchanged'
                 ELSE 'change' END,
            r.source_key, r.content_hash, '{{}}', l.id
     FROM {source} r
-    LEFT JOIN lists_listing l ON r.outcome <> 'invalid' AND l.credit_list_id = %(list)s
-         AND l.source_key = r.source_key AND l.status IN ('active', 'disputed')
+    LEFT JOIN ({duplicates}) d ON d.source_key = r.source_key AND r.line_no > d.first_line
+    LEFT JOIN lists_listing l ON r.outcome <> 'invalid' AND d.first_line IS NULL
+         AND l.credit_list_id = %(list)s AND l.source_key = r.source_key AND l.status IN ('active', 'disputed')
     WHERE {where}
 """
+_DUPLICATES = """
+    SELECT source_key, min(line_no) AS first_line FROM {source}
+    WHERE source_key <> '' GROUP BY source_key HAVING count(*) > 1
+"""
+_NO_DUPLICATES = "SELECT NULL::varchar AS source_key, NULL::integer AS first_line WHERE false"
 _COUNTS = """
     SELECT outcome, action, count(*) FROM lists_batchrow WHERE batch_id = %s GROUP BY outcome, action
 """
 
 
-def insert_matched(batch: Batch, *, source: str, where: str, params: dict[str, Any]) -> None:
+def insert_matched(
+    batch: Batch, *, source: str, where: str, params: dict[str, Any], find_duplicates: bool
+) -> None:
     """Insert rows from `source` (a staging table or an earlier batch) matched with the list."""
-    sql = _INSERT_MATCHED.format(source=source, where=where)
+    duplicates = _DUPLICATES.format(source=source) if find_duplicates else _NO_DUPLICATES
+    sql = _INSERT_MATCHED.format(source=source, where=where, duplicates=duplicates)
     with connection.cursor() as cursor:
         cursor.execute(sql, {"batch": batch.pk, "list": batch.credit_list_id, **params})
 

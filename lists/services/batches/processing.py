@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -12,15 +14,25 @@ from django.utils import timezone
 from agencies.models import ApiKey
 from agencies.services import record_event
 
-from ...importers import HeaderMapping, ImportRejected, detect_format, map_file_headers, parse
+from ...importers import (
+    HeaderMapping,
+    ImportRejected,
+    Record,
+    RowBuilder,
+    RowResult,
+    detect_format,
+    map_file_headers,
+    open_records,
+    parse,
+)
 from ...importers.decoding import detect_encoding
 from ...models import Batch, BatchRow, CreditList
 from ..locks import BATCH_LOCK_CLASS, session_lock
 from ..raw_files import RawFileError, read_raw_file, store_raw_file
 from .diffing import compute_diff, insert_matched
 from .staging import RowStager, analyze, chunks, copy_rows, list_schema
+from .workers import create_staging_table, drop_staging_table, stage_in_workers, staging_table
 
-PROGRESS_EVERY = 5_000
 # Parsed rows are COPYed here first, then enter lists_batchrow matched in one INSERT.
 _STAGING_TABLE = """
     DROP TABLE IF EXISTS _staged;
@@ -198,6 +210,7 @@ def _clone_rows(batch: Batch, source: Batch) -> int:
         source="lists_batchrow",
         where="r.batch_id = %(source)s AND r.line_no <= %(last_line)s",
         params={"source": source.pk, "last_line": last_line},
+        find_duplicates=False,  # the earlier batch's rows carry them already
     )
     batch.header_mapping = {**batch.header_mapping, "columns": source.header_mapping.get("columns", [])}
     batch.file_format, batch.encoding = source.file_format, source.encoding
@@ -212,22 +225,87 @@ def _stage(batch: Batch, payload: bytes) -> tuple[int, HeaderMapping]:
     fmt = batch.file_format or None
     mapping = map_file_headers(payload, schema, format=fmt, overrides=overrides)
     _save_mapping(batch, payload, mapping)
-    rows = parse(payload, schema, format=fmt, overrides=overrides)
+    workers = _worker_count(payload)
+    opened = open_records(payload, schema, format=fmt, overrides=overrides) if workers > 1 else None
+    if opened is None:
+        rows = parse(payload, schema, format=fmt, overrides=overrides)
+        table, last_line = "_staged", _stage_here(batch, rows, total=_line_estimate(payload))
+    else:
+        table = staging_table(batch)
+        create_staging_table(table)
+        last_line = _stage_in_workers(
+            batch, *opened, workers=workers, table=table, total=_line_estimate(payload)
+        )
+    try:
+        insert_matched(batch, source=table, where="true", params={}, find_duplicates=True)
+    finally:
+        if table == "_staged":
+            with connection.cursor() as cursor:
+                cursor.execute("DROP TABLE IF EXISTS _staged")
+        else:
+            drop_staging_table(table)
+    return last_line, mapping
+
+
+def _worker_count(payload: bytes) -> int:
+    """Return how many processes should build the rows: one (this one) unless the file is big."""
+    if len(payload) < settings.BATCH_PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, settings.BATCH_WORKERS)
+
+
+def _line_estimate(payload: bytes) -> int:
+    return max(payload.count(b"\n"), 1)
+
+
+def _stage_here(batch: Batch, rows: Iterator[RowResult], *, total: int) -> int:
+    """Build and COPY the rows in this process; return the last line number."""
     stager = RowStager(batch)
-    total = max(payload.count(b"\n"), 1)
     staged = 0
     with connection.cursor() as cursor:
         cursor.execute(_STAGING_TABLE)
+    report = _progress_reporter(batch, total)
     for chunk in chunks(stager.stage(row) for row in rows):
         copy_rows(chunk, table="_staged")
         staged += len(chunk)
-        percent = min(80, 5 + int(75 * min(stager.last_line / total, 1)))
-        _progress(batch, percent, f"{staged:,} rows read", counts={"rows": staged})
+        report(staged, stager.last_line)
     analyze("_staged", rows=staged)
-    insert_matched(batch, source="_staged", where="true", params={})
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE _staged")
-    return stager.last_line, mapping
+    return stager.last_line
+
+
+def _progress_reporter(batch: Batch, total_lines: int) -> Callable[[int, int], None]:
+    """Return a callback that records reading progress at most once a second."""
+    last = 0.0
+
+    def report(rows: int, last_line: int) -> None:
+        nonlocal last
+        if time.monotonic() - last < 1:
+            return
+        last = time.monotonic()
+        percent = min(80, 5 + int(75 * min(last_line / total_lines, 1)))
+        _progress(batch, percent, f"{rows:,} rows read", counts={"rows": rows})
+
+    return report
+
+
+def _stage_in_workers(
+    batch: Batch, builder: RowBuilder, records: Iterator[Record], *, workers: int, table: str, total: int
+) -> int:
+    """Build and stage the rows in worker processes; return the last line number."""
+    try:
+        staged, last_line = stage_in_workers(
+            batch,
+            builder,
+            records,
+            workers=workers,
+            table=table,
+            on_progress=_progress_reporter(batch, total),
+        )
+    except BaseException:
+        drop_staging_table(table)
+        raise
+    analyze(table, rows=staged)
+    return last_line
 
 
 def _save_mapping(batch: Batch, payload: bytes, mapping: HeaderMapping) -> None:

@@ -50,13 +50,15 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
+# A million rows are serialised three times each: reused encoders (json.dumps with options
+# builds a new one per call), dates and decimals through `default`, and no call at all for the
+# usual empty lists.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
+_SORTED_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=json_default)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=json_default, sort_keys=True)
-
-
-# A million rows are serialised four times each: one reused encoder, no `default` hook (values
-# are made plain first), and no call at all for the usual empty lists.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+    return _SORTED_ENCODER.encode(value)
 
 
 def _fast_dumps(value: dict[str, Any]) -> str:
@@ -67,41 +69,28 @@ def _list_dumps(value: list[str]) -> str:
     return _ENCODER.encode(value) if value else "[]"
 
 
-def _plain(value: Any) -> Any:
-    """Return a value JSON can hold: dates as ISO text, decimals as text."""
-    if isinstance(value, dt.date | Decimal):
-        return json_default(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 class RowStager:
-    """Turn parsed rows into BatchRow tuples: protect ID numbers, key, hash, find duplicates."""
+    """Turn parsed rows into BatchRow tuples: protect ID numbers, default the expiry, key, hash."""
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
         self.credit_list = batch.credit_list
-        self.seen: dict[str, int] = {}
         self.last_line = 0
 
     def stage(self, row: RowResult) -> tuple[Any, ...]:
         """Return the COPY tuple for one parsed row."""
-        data, errors, warnings = dict(row.data), list(row.errors), list(row.warnings)
-        raw = self._protect(data, dict(row.raw))
+        data, errors, warnings = row.data, row.errors, row.warnings  # the row is staged once
+        raw = self._protect(data, row.raw)
         self._check_lengths(data, errors)
         self._fill_expiry(data, errors)
-        source_key = self._source_key(data)
-        if source_key and source_key in self.seen:
-            errors.append(f"same record as line {self.seen[source_key]} (duplicate in this file)")
-        elif source_key:
-            self.seen[source_key] = row.line_no
+        source_key = self._source_key(data)  # duplicates in the file are found in SQL (diffing)
         self.last_line = max(self.last_line, row.line_no)
         outcome = BatchRow.Outcome.INVALID if errors else (BatchRow.Outcome.WARNING if warnings else "valid")
         action = "" if errors else ("remove" if data.get("action") == "remove" else "add")
-        data = {k: _plain(v) for k, v in data.items()}
+        # The raw cells of a valid row are in the kept file; only problem rows carry them here.
+        raw_json = "{}" if outcome == "valid" else _fast_dumps(raw)
         return (
-            self.batch.pk, row.line_no, _fast_dumps(raw), _fast_dumps(data), _list_dumps(errors),
+            self.batch.pk, row.line_no, raw_json, _fast_dumps(data), _list_dumps(errors),
             _list_dumps(warnings), str(outcome), action, source_key, content_hash(data), "{}", None,
         )  # fmt: skip
 
