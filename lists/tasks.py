@@ -32,6 +32,17 @@ def process_batch(batch_id: int) -> str:
     return process(batch_id=batch_id).status
 
 
+@shared_task(acks_late=True)
+def requeue_stranded_batches() -> list[int]:
+    """Queue again the batches whose validation task was lost (process_batch is idempotent)."""
+    from .services.batches import stranded_batches
+
+    batch_ids = stranded_batches()
+    for batch_id in batch_ids:
+        process_batch.delay(batch_id)
+    return batch_ids
+
+
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def apply_batch_measures(batch_id: int, reason: str = "batch_removed") -> dict[str, int]:
     """Index the names of a big batch's new subjects, recompute its restrictions (idempotent)."""

@@ -254,6 +254,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-listings": {"task": "lists.tasks.expire_listings", "schedule": crontab(minute="*/5")},
     # Only enqueues: each due source runs as its own task on the "sync" queue with its own limits.
     "sync-due-sources": {"task": "lists.tasks.sync_due_sources", "schedule": crontab(minute="*")},
+    "requeue-stranded-batches": {
+        "task": "lists.tasks.requeue_stranded_batches",
+        "schedule": crontab(minute="*/5"),
+    },
     "escalate-overdue-cases": {
         "task": "lists.tasks.escalate_overdue_cases",
         "schedule": crontab(minute=15, hour="8-18"),

@@ -506,3 +506,17 @@ def _staging_tables() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'batch_staging_%%'")
         return [r[0] for r in cursor.fetchall()]
+
+
+def test_a_failing_worker_fails_the_batch_clearly_and_keeps_the_file(tax_list, uploader, monkeypatch):
+    from lists.services.batches.staging import RowStager
+
+    def broken(self, row):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug met while staging 11010519491231002X")
+
+    monkeypatch.setattr(RowStager, "stage", broken)
+    payload = csv_bytes(*(company(n) for n in range(1, 50)))
+    with override_settings(BATCH_PARALLEL_MIN_BYTES=0, BATCH_WORKERS=2):
+        batch = load(tax_list, payload, user=uploader)
+    assert batch.status == Batch.Status.FAILED and "internal error" in batch.error
+    assert not batch.rows.exists() and read_raw_file(batch) == payload

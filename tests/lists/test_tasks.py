@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -40,3 +41,31 @@ def test_expiry_task_runs_through_redis_and_lifts_restrictions(celery_worker) ->
     assert not Restriction.objects.filter(listing=overdue, lifted_at__isnull=True).exists()
     assert Change.objects.filter(listing=overdue, op="remove", reason="expire").count() == 1
     assert tasks.expire_listings.delay().get(timeout=30) == 0, "running again changes nothing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_task_was_lost_is_queued_again_and_validated() -> None:
+    """Redis can go between the upload's queue check and the enqueue: the beat job recovers."""
+    from lists.models import Batch, CreditList
+    from lists.services import batches
+    from tests.factories import valid_uscc
+
+    payload = f"名称,统一社会信用代码,文书号,列入原因,决定日期\n测试1贸易有限公司,{valid_uscc(1)},税1号,x,2025-03-01\n"
+    batch = batches.receive_batch(
+        credit_list=CreditList.objects.get(code="TAX_MAJOR_VIOLATION"),
+        payload=payload.encode(),
+        filename="lost.csv",
+        mode="incremental",
+        origin="command",
+    )
+    app.control.purge()  # the task message is gone, as if Redis had lost it
+    assert tasks.requeue_stranded_batches() == [], "a fresh batch may still be waiting in the queue"
+    Batch.objects.filter(pk=batch.pk).update(created_at=timezone.now() - dt.timedelta(minutes=11))
+
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        assert tasks.requeue_stranded_batches.delay().get(timeout=30) == [batch.pk]
+        deadline = timezone.now() + dt.timedelta(seconds=30)
+        while Batch.objects.get(pk=batch.pk).status != Batch.Status.READY and timezone.now() < deadline:
+            time.sleep(0.2)
+    assert Batch.objects.get(pk=batch.pk).status == Batch.Status.READY
+    assert tasks.requeue_stranded_batches() == []

@@ -4,7 +4,14 @@ receive_batch → (task) process_batch → publish_batch → rollback_batch
                                      ↘ reject_batch
 """
 
-from .processing import BatchError, confirm_mapping, process_batch, receive_batch, reject_batch
+from .processing import (
+    BatchError,
+    confirm_mapping,
+    process_batch,
+    receive_batch,
+    reject_batch,
+    stranded_batches,
+)
 from .publishing import check_approver, publish_batch
 from .rollback import rollback_batch
 from .staging import list_schema
@@ -19,4 +26,5 @@ __all__ = [
     "receive_batch",
     "reject_batch",
     "rollback_batch",
+    "stranded_batches",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,8 +33,11 @@ from ..locks import BATCH_LOCK_CLASS, session_lock
 from ..raw_files import RawFileError, read_raw_file, store_raw_file
 from .diffing import compute_diff, insert_matched
 from .staging import RowStager, analyze, chunks, copy_rows, list_schema
-from .workers import create_staging_table, drop_staging_table, stage_in_workers, staging_table
+from .workers import WorkerFailed, create_staging_table, drop_staging_table, stage_in_workers, staging_table
 
+logger = logging.getLogger(__name__)
+
+STRANDED_AFTER = dt.timedelta(minutes=10)
 # Parsed rows are COPYed here first, then enter lists_batchrow matched in one INSERT.
 _STAGING_TABLE = """
     DROP TABLE IF EXISTS _staged;
@@ -132,6 +137,17 @@ def _audit(
     )
 
 
+def stranded_batches() -> list[int]:
+    """Return batches received long ago whose validation never started: their task was lost.
+
+    Upload refuses a file while the queue is down, but Redis can still go between that check
+    and the enqueue after commit; the batch and its file are safe, only the task is missing.
+    """
+    cutoff = timezone.now() - STRANDED_AFTER
+    stranded = Batch.objects.filter(status=Batch.Status.RECEIVED, progress=0, created_at__lt=cutoff)
+    return list(stranded.order_by("pk").values_list("pk", flat=True)[:100])
+
+
 def process_batch(*, batch_id: int) -> Batch:
     """Parse, validate and diff a received batch; safe to run again on the same batch."""
     # The queued task and an inline caller (import_list, sync) may both run it: the second
@@ -160,6 +176,12 @@ def _process_batch(batch_id: int) -> Batch:
     except ImportRejected as exc:
         BatchRow.objects.filter(batch=batch).delete()
         return _fail(batch, exc.message)
+    except WorkerFailed as exc:  # a bug, not the file's fault: keep the details for the operator
+        logger.error("batch %s: a row-building worker failed: %s", batch.pk, exc)
+        BatchRow.objects.filter(batch=batch).delete()
+        return _fail(
+            batch, "the file could not be checked because of an internal error; it is kept, try again"
+        )
     _progress(batch, 85, "comparing with the published list")
     analyze("lists_batchrow", rows=last_line)
     counts = compute_diff(batch, last_line=last_line, fresh=True)

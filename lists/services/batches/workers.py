@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from ...models import Batch
 from .staging import ROW_COLUMNS, RowStager
 
 RECORDS_PER_JOB = 2_000
+_LONG_NUMBER = re.compile(r"\d{14,}[\dXx]?")
 WAIT = 1.0  # seconds between checks that the workers are still alive
 
 
@@ -199,7 +201,8 @@ def _work(
                         copy.write_row(row)
                 results.put((len(rows), stager.last_line, None))
     except BaseException:  # noqa: BLE001 - reported to the parent, which fails the batch
-        results.put((0, 0, traceback.format_exc(limit=8)))
+        # The report ends up in logs: no cell value that could be a personal ID number.
+        results.put((0, 0, _LONG_NUMBER.sub("[number]", traceback.format_exc(limit=8))))
 
 
 def _next_job(jobs: Any, parent: int) -> list[Record] | None:
