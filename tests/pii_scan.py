@@ -115,11 +115,15 @@ def _record_person_ids() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _keep_the_log_scanner() -> None:
-    """Put the log handler back if something reconfigured logging (Celery hijacks the root logger)."""
+def _keep_the_log_scanner() -> Iterator[None]:
+    """Put the log handler and level back if something reconfigured logging (Celery hijacks the
+    root logger, and a worker started in a test may leave it at ERROR, hiding records)."""
     root = logging.getLogger()
+    level = root.level
     if LOG_SCANNER not in root.handlers:
         root.addHandler(LOG_SCANNER)
+    yield
+    root.setLevel(level)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-django's own reordering
