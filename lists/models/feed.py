@@ -35,12 +35,13 @@ class Change(models.Model):
     seq = models.BigAutoField(primary_key=True)
     op = models.CharField(max_length=8, choices=Op.choices)
     reason = models.CharField(max_length=32, help_text="publish, expire, repair, rollback, correct, ...")
-    # subject and credit_list are served by the (…, seq) indexes below.
+    # subject and credit_list are served by the (…, seq) indexes below; nothing looks changes
+    # up by listing alone (a subject's history filters on subject first).
     subject = models.ForeignKey(
         Subject, on_delete=models.PROTECT, related_name="changes", db_constraint=False, db_index=False
     )
     listing = models.ForeignKey(
-        Listing, on_delete=models.PROTECT, related_name="changes", db_constraint=False
+        Listing, on_delete=models.PROTECT, related_name="changes", db_constraint=False, db_index=False
     )
     credit_list = models.ForeignKey(
         CreditList, on_delete=models.PROTECT, related_name="changes", db_constraint=False, db_index=False

@@ -36,6 +36,7 @@ from stdnum import numdb
 
 from lists.identifiers import PERSON_ID, classify_identifier, compact_identifier, person_id_hash
 from lists.models import CreditList, Listing, Subject, SubjectType
+from lists.models.subjects import legacy_id_condition
 from lists.search.regions import region_names
 from lists.search.text import QueryForms, cjk_bigrams, query_forms
 from lists.search.words import BRANCH_WORDS, INDUSTRY_WORDS, LEGAL_WORDS
@@ -202,7 +203,7 @@ def _identifier_lookup(text: str) -> tuple[str, list[Any]] | None:
     if not _IDENTIFIER_SHAPE.match(value) or not any(c.isdigit() for c in value):
         return None
     kind = classify_identifier(value).kind
-    legacy = "legacy_ids @> ARRAY[%s]::varchar(20)[]"
+    legacy = legacy_id_condition("legacy_ids", "%s")
     if kind == PERSON_ID:
         # Only the keyed hash goes to the database; a 15-digit number may also be a legacy one.
         hashed = person_id_hash(value)

@@ -16,6 +16,7 @@ from agencies.models import ApiKey
 
 from .. import identifiers as ids
 from ..models import ApiRequestLog, Measure, Subject
+from ..models.subjects import legacy_id_condition
 from .screening import lookup_identifier
 
 
@@ -69,7 +70,7 @@ _SUBJECT_LOOKUP = {
     "uscc": "uscc = %s",
     "person_id_hash": "person_id_hash = %s",
     "org_code": "org_code = %s",
-    "legacy_ids": "legacy_ids @> ARRAY[%s]::varchar[]",
+    "legacy_ids": legacy_id_condition("legacy_ids", "%s"),
 }
 
 

@@ -16,6 +16,8 @@ from django.db import connection
 from ..models import Change, Listing
 
 FEED_LOCK_KEY = 7_400_001
+# A change's `identifier`, from a subject row aliased `s`: never the full personal ID number.
+IDENTIFIER_SQL = "COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code)"
 
 
 def lock_feed() -> None:
@@ -108,7 +110,7 @@ def change_insert_sql(
         -- which looks up every argument's type again on each row (~1 s per million changes).
         CROSS JOIN LATERAL (
             SELECT l.id AS listing_id, cl.code AS list, s.id AS subject_id, s.subject_type, s.name,
-                   COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code) AS identifier,
+                   {IDENTIFIER_SQL} AS identifier,
                    l.reference, l.reason, l.severity, l.decided_on, l.published_on, l.expires_on,
                    l.status, l.content_hash
         ) d

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import identifiers as ids
+from ..models.subjects import legacy_id_condition
 from ..search.query import bigram_weights, gin_tsquery  # one notion of a rare bigram
 from ..search.text import QueryForms, query_forms
 
@@ -140,7 +141,7 @@ _ID_SQL = {
     "uscc": "s.uscc = q.v",
     "person_id_hash": "s.person_id_hash = q.v",
     "org_code": "s.org_code = q.v",
-    "legacy_ids": "s.legacy_ids @> ARRAY[q.v]::varchar[]",
+    "legacy_ids": legacy_id_condition("s.legacy_ids", "q.v"),
 }
 
 

@@ -429,8 +429,9 @@ def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on
     before = private.run(LIST_STATE, "print(json.dumps(list_state()))")
     marker = private.data_dir / "publish-paused"
     resume = private.data_dir / "postgres-restarted"
-    # The driver pauses inside the publish transaction, after subjects and listings are written
-    # and before the change feed, so that the restart hits a half-done publish every time.
+    # The driver pauses inside the publish transaction, after subjects, listings and the added
+    # listings' changes are written and before the rest of the feed, so that the restart hits a
+    # half-done publish every time.
     publisher = subprocess.Popen(
         [
             PY,
@@ -440,14 +441,14 @@ def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on
             django.setup()
             from lists.services.batches import publishing
             write_feed = publishing._write_feed
-            def paused(batch):
+            def paused(*args):
                 pathlib.Path({str(marker)!r}).touch()
                 resume = pathlib.Path({str(resume)!r})
                 for _ in range(600):
                     if resume.exists():
                         break
                     time.sleep(0.1)
-                return write_feed(batch)
+                return write_feed(*args)
             publishing._write_feed = paused
             publishing.publish_batch(batch_id={batch_id}, waived_by="fault test")
             """),

@@ -116,7 +116,13 @@ def insert_matched(
     duplicates = _DUPLICATES.format(source=source) if find_duplicates else _NO_DUPLICATES
     sql = _INSERT_MATCHED.format(source=source, where=where, duplicates=duplicates)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"batch": batch.pk, "list": batch.credit_list_id, **params})
+        # The duplicate search and the join with a big list hash a million keys: in memory,
+        # not in temp-file batches. Set for this statement only (it may run outside a transaction).
+        cursor.execute("SET work_mem = '64MB'")
+        try:
+            cursor.execute(sql, {"batch": batch.pk, "list": batch.credit_list_id, **params})
+        finally:
+            cursor.execute("RESET work_mem")
 
 
 def compute_diff(batch: Batch, *, last_line: int, fresh: bool = False) -> dict[str, int]:

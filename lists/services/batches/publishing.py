@@ -18,8 +18,9 @@ from django.utils import timezone
 from agencies.roles import has_role
 
 from ...models import Batch, CreditList
+from ...models.subjects import legacy_id_condition
 from .. import measures
-from ..feed import lock_feed, record_changes_sql
+from ..feed import IDENTIFIER_SQL, lock_feed, record_changes_sql
 from ..subjects import NAME_COLUMNS, name_rows
 from .diffing import compute_diff, feed_position
 from .processing import BatchError, _audit
@@ -39,7 +40,7 @@ _DROP = "DROP TABLE IF EXISTS _pub; DROP TABLE IF EXISTS _newsubj;"
 _STAGE = """
     CREATE TEMP TABLE _pub ON COMMIT DROP AS
     SELECT q.*, COALESCE('u:' || uscc, 'p:' || pid_hash, 'l:' || legacy, 'o:' || org,
-                         'n:' || name || '|' || region) AS skey
+                         'n:' || name || '|' || region) COLLATE "C" AS skey
     FROM (
     SELECT r.id AS row_id, r.action, r.listing_id, r.source_key, r.content_hash,
            COALESCE(r.data->>'reference', '') AS reference, COALESCE(r.data->>'reason', '') AS reason,
@@ -51,7 +52,9 @@ _STAGE = """
            COALESCE(NULLIF(r.data->>'subject_type', ''), %(default_type)s) AS subject_type,
            r.data->>'name' AS name,
            COALESCE(r.data->>'name_en', '') AS name_en,
-           ARRAY(SELECT jsonb_array_elements_text(COALESCE(r.data->'aliases', '[]')))::varchar(300)[] AS aliases,
+           CASE WHEN r.data ? 'aliases' THEN  -- most rows have none: the subquery cost ~1 s a million
+               ARRAY(SELECT jsonb_array_elements_text(r.data->'aliases'))::varchar(300)[]
+           ELSE '{}' END AS aliases,
            COALESCE(r.data->>'region', '') AS region,
            CASE WHEN r.data->>'identifier_kind' = 'uscc' THEN r.data->>'identifier' END AS uscc,
            r.data->>'person_id_hash' AS pid_hash,
@@ -68,9 +71,9 @@ _RESOLVE = [
        WHERE p.subject_id IS NULL AND p.uscc IS NOT NULL AND s.uscc = p.uscc""",
     """UPDATE _pub p SET subject_id = s.id FROM lists_subject s
        WHERE p.subject_id IS NULL AND p.pid_hash IS NOT NULL AND s.person_id_hash = p.pid_hash""",
-    """UPDATE _pub p SET subject_id = (SELECT min(s.id) FROM lists_subject s
-                                       WHERE s.legacy_ids @> ARRAY[p.legacy]::varchar(20)[])
-       WHERE p.subject_id IS NULL AND p.legacy IS NOT NULL""",
+    f"""UPDATE _pub p SET subject_id = (SELECT min(s.id) FROM lists_subject s
+                                        WHERE {legacy_id_condition("s.legacy_ids", "p.legacy")})
+        WHERE p.subject_id IS NULL AND p.legacy IS NOT NULL""",  # noqa: S608 - constants
     """UPDATE _pub p SET subject_id = (SELECT min(s.id) FROM lists_subject s WHERE s.org_code = p.org)
        WHERE p.subject_id IS NULL AND p.org IS NOT NULL""",
     """UPDATE _pub p SET subject_id = m.id FROM (
@@ -92,7 +95,10 @@ _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S6
     ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
 )
 # Staged rows of new subjects keep subject_id NULL and find the new id by key when their
-# listing is inserted: setting it on a million staged rows first cost ~8 s.
+# listing is inserted: setting it on a million staged rows first cost ~8 s. The table also
+# gives the change feed each touched subject's columns (see _KNOWN_SUBJECTS), so the feed is
+# written without reading lists_subject again. The key sorts in "C": byte order is all that is
+# needed and a locale comparison cost a second per million keys.
 _NEW_SUBJECTS = """
     CREATE TEMP TABLE _newsubj ON COMMIT DROP AS
     WITH src AS (
@@ -107,14 +113,23 @@ _NEW_SUBJECTS = """
                CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END, pid_hash, pid_masked, region,
                false, now(), now()
         FROM src
-        RETURNING id, uscc, person_id_hash, legacy_ids, org_code, name, region_code, name_en, aliases
+        RETURNING id, uscc, person_id_hash, person_id_masked, legacy_ids, org_code, name, region_code,
+                  name_en, aliases, subject_type
     )
-    SELECT id, name, name_en, aliases,
+    SELECT id, name, name_en, aliases, subject_type, {identifier} AS identifier,
            COALESCE('u:' || uscc, 'p:' || person_id_hash, 'l:' || legacy_ids[1],
-                    'o:' || NULLIF(org_code, ''), 'n:' || name || '|' || region_code) AS skey
-    FROM ins;
+                    'o:' || NULLIF(org_code, ''), 'n:' || name || '|' || region_code) COLLATE "C" AS skey
+    FROM ins s;
+""".replace("{identifier}", IDENTIFIER_SQL)
+# Known subjects that get a new listing, for the change feed (after _RENAMED: the feed shows
+# the name as published). Their key stays NULL: listings find them by the staged subject_id.
+_KNOWN_SUBJECTS = """
+    INSERT INTO _newsubj (id, name, name_en, aliases, subject_type, identifier)
+    SELECT s.id, s.name, s.name_en, s.aliases, s.subject_type, {identifier}
+    FROM lists_subject s
+    WHERE s.id IN (SELECT subject_id FROM _pub WHERE action = 'add' AND subject_id IS NOT NULL);
     ANALYZE _newsubj;
-"""
+""".replace("{identifier}", IDENTIFIER_SQL)
 # A known subject whose name changed keeps the old one as a former name.
 _RENAMED = """
     UPDATE lists_subject s SET
@@ -152,18 +167,32 @@ _UPDATE_CHANGED = f"""
     FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
 # Added listings are found again by first_batch_id (indexed), so the staged rows are not
-# rewritten just to point at them; new subjects are found by their key.
+# rewritten just to point at them; new subjects are found by their key. Their change-feed
+# entries are written by the same statement, from the rows it inserts: reading a million
+# listings back, joining their subjects and sorting them cost ~5 s more.
 _INSERT_ADDED = """
-    INSERT INTO lists_listing (subject_id, credit_list_id, source_key, reference, reason, severity,
-        decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
-        last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
-    SELECT COALESCE(p.subject_id, n.id), %(list)s, p.source_key, p.reference, p.reason, p.severity,
-           p.decided_on, p.published_on, p.expires_on,
-           CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
-           p.extra, p.content_hash, %(batch)s, %(batch)s, now(), now(), now(),
-           CASE WHEN p.expires_on < CURRENT_DATE THEN now() END
-    FROM _pub p LEFT JOIN _newsubj n ON p.subject_id IS NULL AND n.skey = p.skey
-    WHERE p.action = 'add'
+    WITH added AS (
+        INSERT INTO lists_listing (subject_id, credit_list_id, source_key, reference, reason, severity,
+            decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
+            last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
+        SELECT COALESCE(p.subject_id, n.id), %(list)s, p.source_key, p.reference, p.reason, p.severity,
+               p.decided_on, p.published_on, p.expires_on,
+               CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
+               p.extra, p.content_hash, %(batch)s, %(batch)s, now(), now(), now(),
+               CASE WHEN p.expires_on < CURRENT_DATE THEN now() END
+        FROM _pub p LEFT JOIN _newsubj n ON p.subject_id IS NULL AND n.skey = p.skey
+        WHERE p.action = 'add'
+        RETURNING id, subject_id, credit_list_id, reference, reason, severity, decided_on, published_on,
+                  expires_on, status, content_hash
+    )
+    INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, data, created_at)
+    SELECT 'add', 'publish', l.subject_id, l.id, l.credit_list_id, %(batch)s, to_jsonb(d), now()
+    FROM added l JOIN _newsubj s ON s.id = l.subject_id
+    CROSS JOIN LATERAL (
+        SELECT l.id AS listing_id, %(code)s::text AS list, s.id AS subject_id, s.subject_type, s.name,
+               s.identifier, l.reference, l.reason, l.severity, l.decided_on, l.published_on, l.expires_on,
+               l.status, l.content_hash
+    ) d
 """
 _SEEN = """
     UPDATE lists_listing l SET last_seen_at = now()
@@ -192,8 +221,9 @@ def touched_filter(batch_id: int, action: str) -> tuple[str, list[Any]]:
     return (ADDED, [batch_id]) if action == "add" else (TOUCHED, [batch_id, action])
 
 
-FEED_OPS = (("add", "add"), ("change", "modify"), ("remove", "remove"))
+FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added listings: see _INSERT_ADDED
 INLINE_MEASURES_MAX = 20_000
+ANALYZED = ("lists_subject", "lists_listing", "lists_batchrow")
 
 
 @contextmanager
@@ -236,6 +266,7 @@ def publish_batch(
         params = {
             "batch": batch.pk,
             "list": credit_list.pk,
+            "code": credit_list.code,
             "core": CORE_DATA_KEYS,
             "default_type": (credit_list.subject_types or ["legal_person"])[0],
         }
@@ -243,17 +274,21 @@ def publish_batch(
         with connection.cursor() as cursor:
             # A million new subjects' keys then join in memory, not in temp-file batches.
             cursor.execute("SET LOCAL work_mem = '64MB'")
+        lock_feed()  # under the lock every change after `before` is this batch's
+        before = _last_seq()
         with step(batch, "subjects and names"):
             _write_subjects(params)
-            analyze("lists_subject", rows=rows)
-        with step(batch, "listings"):
-            _write_listings(params, changed=int(batch.counts.get("change", 0)))
-            analyze("lists_listing", "lists_batchrow", rows=rows)
+        with step(batch, "listings and their changes"):
+            touched = _write_listings(params, changed=int(batch.counts.get("change", 0)))
         with step(batch, "change feed"):
-            touched = _write_feed(batch)
+            touched += _write_feed(batch, before)
         with step(batch, "restrictions"):
             # A big batch's ids are read again by the task: fetching a million here cost ~1 s.
-            ids = touched_listings(batch.pk) if touched <= INLINE_MEASURES_MAX else None
+            # So are its statistics: ANALYZE of three big tables is ~1.5 s of the list lock.
+            ids = None
+            if touched <= INLINE_MEASURES_MAX:
+                analyze(*ANALYZED, rows=rows)
+                ids = touched_listings(batch.pk)
             derive_restrictions(batch, ids, reason="batch_removed")
         _finish(batch, credit_list, approver, waived_by, skip_invalid)
         _audit("batch.publish", batch, approver or waived_by, ip_address, {"counts": batch.counts})
@@ -303,6 +338,7 @@ def _write_subjects(params: dict[str, Any]) -> None:
             new = cursor.fetchall()
         cursor.execute(_RENAMED)
         renamed = cursor.fetchall()
+        cursor.execute(_KNOWN_SUBJECTS)
     if new_count <= INLINE_MEASURES_MAX:
         _index_names([(i, n, e, a, []) for i, n, e, a in new], replace=False)
     _index_names(renamed, replace=True)
@@ -347,23 +383,31 @@ def _index_names(subjects: list[tuple[Any, ...]], *, replace: bool) -> None:
                 copy.write_row(row)
 
 
-def _write_listings(params: dict[str, Any], *, changed: int) -> None:
+def _write_listings(params: dict[str, Any], *, changed: int) -> int:
+    """Write the batch's listings and the change-feed entries of those added; return how many added."""
     with connection.cursor() as cursor:
         cursor.execute(_KEEP_BEFORE, params)
         if changed:  # it would scan every staged row to find none
             cursor.execute(_UPDATE_CHANGED, params)
         cursor.execute(_INSERT_ADDED, params)
+        added = cursor.rowcount
         cursor.execute(_REMOVE, params)
         cursor.execute(_SEEN, params)
         cursor.execute(_DROP)
+    return added
 
 
-def _write_feed(batch: Batch) -> int:
-    """Write one change per touched listing; return how many listings that is."""
-    lock_feed()  # under the lock every change after `before` is this batch's
+def _last_seq() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(max(seq), 0) FROM lists_change")
-        before = cursor.fetchone()[0]
+        return int(cursor.fetchone()[0])
+
+
+def _write_feed(batch: Batch, before: int) -> int:
+    """Write one change per listing changed or removed (added ones have theirs); return how many.
+
+    Also records the batch's range of the feed: every change after `before` is the batch's.
+    """
     touched = sum(
         record_changes_sql(*touched_filter(batch.pk, action), op=op, reason="publish", batch_id=batch.pk)
         for action, op in FEED_OPS

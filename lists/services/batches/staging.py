@@ -159,7 +159,7 @@ def copy_rows(rows: Iterable[tuple[Any, ...]], table: str = "lists_batchrow") ->
             copy.write_row(row)
 
 
-def analyze(*tables: str, rows: int) -> None:
+def analyze(*tables: str, rows: int = ANALYZE_ABOVE) -> None:
     """Refresh planner statistics after a big load.
 
     A freshly filled table still looks empty to the planner, which then joins a million staged
