@@ -272,8 +272,10 @@ def publish_batch(
         }
         rows = int(batch.counts.get("rows", 0))
         with connection.cursor() as cursor:
-            # A million new subjects' keys then join in memory, not in temp-file batches.
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+            # A million new subjects' keys then sort and join in memory, and the added listings
+            # reach their change rows without a temp file (~4 s less at 1 M rows). Publications
+            # are serialised by the feed lock, so one backend at a time uses this much.
+            cursor.execute("SET LOCAL work_mem = '256MB'")
         lock_feed()  # under the lock every change after `before` is this batch's
         before = _last_seq()
         with step(batch, "subjects and names"):
