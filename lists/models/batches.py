@@ -153,7 +153,7 @@ class BatchRow(models.Model):
         ordering = ["batch", "line_no"]
         constraints = [models.UniqueConstraint(fields=["batch", "line_no"], name="batchrow_unique_line")]
         # Partial: a million-row file is mostly valid rows, and a re-upload mostly unchanged ones,
-        # which these lookups never ask for (they scan by batch_line instead).
+        # which these lookups never ask for (they scan batchrow_unique_line instead).
         indexes = [
             models.Index(
                 fields=["batch", "line_no"], condition=~Q(outcome="valid"), name="batchrow_problems"
