@@ -53,15 +53,23 @@ def psql(sql: str) -> None:
     subprocess.run([*PG_ADMIN, sql], check=True, capture_output=True, text=True, timeout=300)
 
 
-def clone_database(name: str, template: str) -> None:
-    for attempt in range(10):
+def psql_retrying(sql: str, *, attempts: int, pause: float, what: str) -> bool:
+    """Run SQL that a lingering connection can make fail for a moment; return whether it ran."""
+    for attempt in range(attempts):
         try:
-            psql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-            return
+            psql(sql)
+            return True
         except subprocess.CalledProcessError as exc:
-            print(f"clone attempt {attempt + 1} failed: {exc.stderr.strip()}", flush=True)
-            time.sleep(3)
-    raise SystemExit(f"could not clone {template} (busy?)")
+            print(f"{what} attempt {attempt + 1} failed: {exc.stderr.strip()}", flush=True)
+            time.sleep(pause)
+    return False
+
+
+def clone_database(name: str, template: str) -> None:
+    if not psql_retrying(
+        f'CREATE DATABASE "{name}" TEMPLATE "{template}"', attempts=10, pause=3, what="clone"
+    ):
+        raise SystemExit(f"could not clone {template} (busy?)")
 
 
 def stack_env(db_url: str, redis_url: str, port: int) -> dict[str, str]:
@@ -422,13 +430,8 @@ def main() -> None:
             for p in reversed(procs):
                 stop(p)
             if created:
-                for attempt in range(5):
-                    try:
-                        psql(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-                        break
-                    except subprocess.CalledProcessError as exc:
-                        print(f"drop attempt {attempt + 1}: {exc.stderr.strip()}", flush=True)
-                        time.sleep(2)
+                drop = f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)'
+                psql_retrying(drop, attempts=5, pause=2, what="drop")
     if not ok:
         raise SystemExit(1)
 

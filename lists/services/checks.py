@@ -42,13 +42,6 @@ class CheckResult:
         return None if not ends or None in ends else max(ends)
 
 
-def data_version() -> int:
-    """Return the latest change-feed sequence number: the data version answers reflect."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM lists_change")
-        return int(cursor.fetchone()[0])
-
-
 _MEASURE_CACHE_SECONDS = 60
 _measures: dict[str, Any] = {"at": -1.0, "by_code": {}}
 

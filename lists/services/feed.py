@@ -28,6 +28,13 @@ def lock_feed() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK_KEY])
 
 
+def data_version() -> int:
+    """Return the latest change-feed sequence number: the data version answers reflect."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM lists_change")
+        return int(cursor.fetchone()[0])
+
+
 def listing_snapshot(listing: Listing) -> dict[str, Any]:
     """Return the listing as integrators see it (never a full personal ID number)."""
     subject = listing.subject

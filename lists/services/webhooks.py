@@ -27,6 +27,7 @@ from agencies.models import ApiKey
 from .. import identifiers as ids
 from ..models import WatchItem, Watchlist, Webhook, WebhookDelivery
 from ..search.text import normalize_name
+from .feed import data_version
 from .screening import lookup_identifier
 
 SIGNATURE_HEADER = "X-Xinyong-Signature"
@@ -66,11 +67,12 @@ def _item(watchlist: Watchlist, item: dict[str, str]) -> WatchItem:
 
 def create_webhook(*, api_key: ApiKey, watchlist: Watchlist, url: str) -> Webhook:
     """Register a URL for a watchlist, starting from the current data version."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM lists_change")
-        start = int(cursor.fetchone()[0])
     return Webhook.objects.create(
-        api_key=api_key, watchlist=watchlist, url=url, secret=secrets.token_urlsafe(32), cursor_seq=start
+        api_key=api_key,
+        watchlist=watchlist,
+        url=url,
+        secret=secrets.token_urlsafe(32),
+        cursor_seq=data_version(),
     )
 
 
@@ -106,12 +108,11 @@ def dispatch_webhook(*, webhook_id: int) -> int:
     while True:
         with transaction.atomic():
             webhook = Webhook.objects.select_for_update().get(pk=webhook_id)
+            upto = data_version()
+            if upto <= webhook.cursor_seq:
+                return made
+            params = {"after": webhook.cursor_seq, "upto": upto, "watchlist": webhook.watchlist_id}
             with connection.cursor() as cursor:
-                cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM lists_change")
-                upto = int(cursor.fetchone()[0])
-                if upto <= webhook.cursor_seq:
-                    return made
-                params = {"after": webhook.cursor_seq, "upto": upto, "watchlist": webhook.watchlist_id}
                 cursor.execute(_WATCHED_CHANGES, {**params, "limit": MAX_CHANGES_PER_DELIVERY})
                 rows = cursor.fetchall()
             full = len(rows) == MAX_CHANGES_PER_DELIVERY

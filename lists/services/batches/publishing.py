@@ -20,7 +20,7 @@ from agencies.roles import has_role
 from ...models import Batch, CreditList
 from ...models.subjects import legacy_id_condition
 from .. import measures
-from ..feed import IDENTIFIER_SQL, lock_feed, record_changes_sql
+from ..feed import IDENTIFIER_SQL, data_version, lock_feed, record_changes_sql
 from ..subjects import NAME_COLUMNS, name_rows
 from .diffing import compute_diff, feed_position
 from .processing import BatchError, _audit
@@ -124,8 +124,8 @@ _NEW_SUBJECTS = """
 # Known subjects that get a new listing, for the change feed (after _RENAMED: the feed shows
 # the name as published). Their key stays NULL: listings find them by the staged subject_id.
 _KNOWN_SUBJECTS = """
-    INSERT INTO _newsubj (id, name, name_en, aliases, subject_type, identifier)
-    SELECT s.id, s.name, s.name_en, s.aliases, s.subject_type, {identifier}
+    INSERT INTO _newsubj (id, name, subject_type, identifier)
+    SELECT s.id, s.name, s.subject_type, {identifier}
     FROM lists_subject s
     WHERE s.id IN (SELECT subject_id FROM _pub WHERE action = 'add' AND subject_id IS NOT NULL);
     ANALYZE _newsubj;
@@ -277,7 +277,7 @@ def publish_batch(
             # are serialised by the feed lock, so one backend at a time uses this much.
             cursor.execute("SET LOCAL work_mem = '256MB'")
         lock_feed()  # under the lock every change after `before` is this batch's
-        before = _last_seq()
+        before = data_version()
         with step(batch, "subjects and names"):
             _write_subjects(params)
         with step(batch, "listings and their changes"):
@@ -397,12 +397,6 @@ def _write_listings(params: dict[str, Any], *, changed: int) -> int:
         cursor.execute(_SEEN, params)
         cursor.execute(_DROP)
     return added
-
-
-def _last_seq() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(max(seq), 0) FROM lists_change")
-        return int(cursor.fetchone()[0])
 
 
 def _write_feed(batch: Batch, before: int) -> int:
