@@ -92,6 +92,21 @@ def peak_child_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def cpu_reference() -> float:
+    """Return the best of three runs of a fixed CPU-bound query, in seconds.
+
+    The publication is one PostgreSQL backend on one core; machines differ by 2x (seen between
+    sessions), so results carry this reference to be compared across machines.
+    """
+    runs = []
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            started = time.perf_counter()
+            cursor.execute("SELECT sum(i) FROM generate_series(1, 10000000) i")
+            runs.append(time.perf_counter() - started)
+    return min(runs)
+
+
 def reset_database() -> None:
     name = connection.settings_dict["NAME"]
     if "bench" not in name:
@@ -135,6 +150,8 @@ def run(
     tasks.process_batch.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
     tasks.apply_batch_measures.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
     reset_database()
+    reference = cpu_reference()
+    print(f"CPU reference (sum over generate_series(1, 10^7) in PostgreSQL): {reference:.2f} s", flush=True)
     credit_list = CreditList.objects.get(code=list_code)
     path = workdir / f"ingest-{rows}.csv"
     make_file(path, rows)
@@ -162,6 +179,7 @@ def run(
         "rows": rows,
         "bytes": len(payload),
         "listings": Listing.objects.filter(credit_list=credit_list).count(),
+        "cpu_reference_ms": round(reference * 1000),
     }
     return results, facts
 
@@ -175,7 +193,9 @@ def write_results(results: dict[str, Result], facts: dict[str, int], list_code: 
         f"`bench/ingest.py --rows {facts['rows']}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, list `{list_code}`, "
         f"a {facts['bytes'] / 1048576:.0f} MB UTF-8 CSV of {facts['rows']:,} legal persons, rows built by "
         f"{workers or 'no'} worker processes; PostgreSQL on the same 2-core machine. The load average "
-        "(1 min) is taken when each step ends.",
+        "(1 min) is taken when each step ends. CPU reference of this machine: "
+        f"`SELECT sum(i) FROM generate_series(1, 10000000) i` takes {facts['cpu_reference_ms'] / 1000:.2f} s "
+        "(best of 3); a slower machine scales every step.",
         "",
         "| step | time | peak RSS of this process | of one worker process | peak PSS, all processes | load |",
         "|---|---:|---:|---:|---:|---:|",

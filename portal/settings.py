@@ -112,6 +112,13 @@ DATABASES = {
         conn_max_age=int(env("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# Publishing stages a big batch in temp tables; with PostgreSQL's default 8 MB of temp buffers a
+# million staged rows are written out and read back through the kernel at every step (~10 s).
+# A session allocates temp buffers only as its temp tables need them, so the rest pay nothing.
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options["options"] = " ".join(
+    filter(None, [_db_options.get("options"), f"-c temp_buffers={env('DATABASE_TEMP_BUFFERS', '512MB')}"])
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -64,9 +64,16 @@ class Listing(models.Model):
     content_hash = models.CharField(max_length=64)
     # No database constraints on the batch keys: batches are never deleted and publishing sets
     # them to its own (locked) batch, while the checks cost a deferred trigger per listing at
-    # the COMMIT of a big publication. last_batch is never searched by: no index either.
+    # the COMMIT of a big publication. No indexes: a batch's listings are found through its
+    # range of the change feed, and an index here costs an entry for every listing published.
     first_batch = models.ForeignKey(
-        "lists.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False
+        "lists.Batch",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     last_batch = models.ForeignKey(
         "lists.Batch",
@@ -105,8 +112,12 @@ class Listing(models.Model):
         indexes = [
             models.Index(fields=["subject", "status"]),
             models.Index(fields=["credit_list", "status"]),
+            # Only listings that can expire: most stay until removed, and a NULL entry per
+            # listing is a cost paid by every publication (`expires_on < …` implies NOT NULL).
             models.Index(
-                fields=["expires_on"], condition=Q(status__in=["active", "disputed"]), name="listing_expiry"
+                fields=["expires_on"],
+                condition=Q(status__in=["active", "disputed"], expires_on__isnull=False),
+                name="listing_expiry",
             ),
         ]
 

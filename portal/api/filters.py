@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import django_filters
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
 
 from lists.models import CreditList, Listing, Subject, SubjectType
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time taken as UTC: Python accepts offsets up to ±23:59, PostgreSQL ±15:59."""
+
+    def to_python(self, value: Any) -> dt.datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError as exc:
+            raise forms.ValidationError(_("This time is out of range."), code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class ListingFilter(django_filters.FilterSet):
@@ -14,7 +37,7 @@ class ListingFilter(django_filters.FilterSet):
     agency = django_filters.CharFilter(field_name="credit_list__agency__code")
     status = django_filters.ChoiceFilter(choices=Listing.Status.choices)
     subject = django_filters.NumberFilter(field_name="subject_id", min_value=1, max_value=2**62)
-    changed_since = django_filters.IsoDateTimeFilter(field_name="last_changed_at", lookup_expr="gte")
+    changed_since = UtcIsoDateTimeFilter(field_name="last_changed_at", lookup_expr="gte")
     decided_since = django_filters.DateFilter(field_name="decided_on", lookup_expr="gte")
     expires_before = django_filters.DateFilter(field_name="expires_on", lookup_expr="lt")
 

@@ -87,6 +87,21 @@ def test_listings_filter_by_list_and_status_and_page_by_cursor(client, django_as
     assert client.get("/api/v1/listings", {"changed_since": since}).json()["results"] == []
 
 
+def test_changed_since_takes_any_offset_python_accepts_and_rejects_times_out_of_range(client) -> None:  # type: ignore[no-untyped-def]
+    listing = publish()
+    # PostgreSQL refuses offsets beyond ±15:59; the same instants written in UTC filter alike.
+    an_hour_ago = (timezone.now() - dt.timedelta(hours=1)).astimezone(
+        dt.timezone(-dt.timedelta(hours=19, minutes=49))
+    )
+    in_an_hour = (timezone.now() + dt.timedelta(hours=1)).astimezone(dt.timezone(dt.timedelta(hours=23)))
+    found = client.get("/api/v1/listings", {"changed_since": an_hour_ago.isoformat()})
+    assert [row["id"] for row in found.json()["results"]] == [listing.pk]
+    assert client.get("/api/v1/listings", {"changed_since": in_an_hour.isoformat()}).json()["results"] == []
+    out_of_range = client.get("/api/v1/listings", {"changed_since": "0001-01-01T00:00:00+23:59"})
+    assert out_of_range.status_code == 400
+    assert "changed_since" in out_of_range.json()
+
+
 def test_check_answers_restricted_with_legal_basis_and_until(client, screener) -> None:  # type: ignore[no-untyped-def]
     listing = publish()
     measure = _triggered_measure()

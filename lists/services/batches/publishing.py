@@ -42,7 +42,9 @@ _STAGE = """
     SELECT q.*, COALESCE('u:' || uscc, 'p:' || pid_hash, 'l:' || legacy, 'o:' || org,
                          'n:' || name || '|' || region) COLLATE "C" AS skey
     FROM (
-    SELECT r.id AS row_id, r.action, r.listing_id, r.source_key, r.content_hash,
+    SELECT r.id AS row_id, r.action, r.source_key, r.content_hash,
+           -- An added listing's id is drawn here, so its change can be written from this table.
+           CASE WHEN r.action = 'add' THEN nextval(%(listing_ids)s::regclass) ELSE r.listing_id END AS listing_id,
            COALESCE(r.data->>'reference', '') AS reference, COALESCE(r.data->>'reason', '') AS reason,
            CASE WHEN r.data->>'severity' IN ('minor', 'general', 'serious') THEN r.data->>'severity'
                 ELSE '' END AS severity,
@@ -94,11 +96,11 @@ _RESOLVABLE = [
 _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S608 - constants
     ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
 )
-# Staged rows of new subjects keep subject_id NULL and find the new id by key when their
-# listing is inserted: setting it on a million staged rows first cost ~8 s. The table also
-# gives the change feed each touched subject's columns (see _KNOWN_SUBJECTS), so the feed is
-# written without reading lists_subject again. The key sorts in "C": byte order is all that is
-# needed and a locale comparison cost a second per million keys.
+# _newsubj maps each staged key to its subject's id and the columns the change feed shows: new
+# subjects here, known ones in _KNOWN_SUBJECTS. Staged rows find their subject by key: setting
+# subject_id on a million staged rows cost ~8 s. Equal keys resolve to the same subject (the key
+# is the identifier the lookups above use), so the key is unique in the table. It sorts in
+# "C": byte order is all that is needed and a locale comparison cost a second per million keys.
 _NEW_SUBJECTS = """
     CREATE TEMP TABLE _newsubj ON COMMIT DROP AS
     WITH src AS (
@@ -121,13 +123,13 @@ _NEW_SUBJECTS = """
                     'o:' || NULLIF(org_code, ''), 'n:' || name || '|' || region_code) COLLATE "C" AS skey
     FROM ins s;
 """.replace("{identifier}", IDENTIFIER_SQL)
-# Known subjects that get a new listing, for the change feed (after _RENAMED: the feed shows
-# the name as published). Their key stays NULL: listings find them by the staged subject_id.
+# Known subjects that get a new listing (after _RENAMED: the feed shows the name as published).
 _KNOWN_SUBJECTS = """
-    INSERT INTO _newsubj (id, name, subject_type, identifier)
-    SELECT s.id, s.name, s.subject_type, {identifier}
-    FROM lists_subject s
-    WHERE s.id IN (SELECT subject_id FROM _pub WHERE action = 'add' AND subject_id IS NOT NULL);
+    INSERT INTO _newsubj (id, name, subject_type, identifier, skey)
+    SELECT DISTINCT ON (p.skey) s.id, s.name, s.subject_type, {identifier}, p.skey
+    FROM _pub p JOIN lists_subject s ON s.id = p.subject_id
+    WHERE p.action = 'add' AND p.subject_id IS NOT NULL
+    ORDER BY p.skey;
     ANALYZE _newsubj;
 """.replace("{identifier}", IDENTIFIER_SQL)
 # A known subject whose name changed keeps the old one as a former name.
@@ -166,34 +168,32 @@ _UPDATE_CHANGED = f"""
         last_batch_id = %(batch)s, last_seen_at = now(), last_changed_at = now()
     FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
-# Added listings are found again by first_batch_id (indexed), so the staged rows are not
-# rewritten just to point at them; new subjects are found by their key. Their change-feed
-# entries are written by the same statement, from the rows it inserts: reading a million
-# listings back, joining their subjects and sorting them cost ~5 s more.
-_INSERT_ADDED = """
-    WITH added AS (
-        INSERT INTO lists_listing (subject_id, credit_list_id, source_key, reference, reason, severity,
-            decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
-            last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
-        SELECT COALESCE(p.subject_id, n.id), %(list)s, p.source_key, p.reference, p.reason, p.severity,
-               p.decided_on, p.published_on, p.expires_on,
-               CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
-               p.extra, p.content_hash, %(batch)s, %(batch)s, now(), now(), now(),
-               CASE WHEN p.expires_on < CURRENT_DATE THEN now() END
-        FROM _pub p LEFT JOIN _newsubj n ON p.subject_id IS NULL AND n.skey = p.skey
-        WHERE p.action = 'add'
-        RETURNING id, subject_id, credit_list_id, reference, reason, severity, decided_on, published_on,
-                  expires_on, status, content_hash
-    )
+_ADDED_STATUS = "CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END"
+# Added listings are found again by their changes (see ADDED), so the staged rows are not
+# rewritten just to point at them. A missing subject leaves subject_id NULL, which fails.
+_INSERT_ADDED = f"""
+    INSERT INTO lists_listing (id, subject_id, credit_list_id, source_key, reference, reason, severity,
+        decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
+        last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
+    SELECT p.listing_id, n.id, %(list)s, p.source_key, p.reference, p.reason, p.severity,
+           p.decided_on, p.published_on, p.expires_on, {_ADDED_STATUS}, p.extra, p.content_hash,
+           %(batch)s, %(batch)s, now(), now(), now(), CASE WHEN p.expires_on < CURRENT_DATE THEN now() END
+    FROM _pub p LEFT JOIN _newsubj n ON n.skey = p.skey
+    WHERE p.action = 'add'
+"""  # noqa: S608 - composed from constants; values are parameters
+# Their change-feed entries come from the same staged values. A data-modifying CTE
+# (INSERT … RETURNING) would keep a million returned rows in a temp file only to read them back.
+_INSERT_ADDED_CHANGES = f"""
     INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, data, created_at)
-    SELECT 'add', 'publish', l.subject_id, l.id, l.credit_list_id, %(batch)s, to_jsonb(d), now()
-    FROM added l JOIN _newsubj s ON s.id = l.subject_id
+    SELECT 'add', 'publish', s.id, p.listing_id, %(list)s, %(batch)s, to_jsonb(d), now()
+    FROM _pub p JOIN _newsubj s ON s.skey = p.skey
     CROSS JOIN LATERAL (
-        SELECT l.id AS listing_id, %(code)s::text AS list, s.id AS subject_id, s.subject_type, s.name,
-               s.identifier, l.reference, l.reason, l.severity, l.decided_on, l.published_on, l.expires_on,
-               l.status, l.content_hash
+        SELECT p.listing_id, %(code)s::text AS list, s.id AS subject_id, s.subject_type, s.name,
+               s.identifier, p.reference, p.reason, p.severity, p.decided_on, p.published_on,
+               p.expires_on, {_ADDED_STATUS} AS status, p.content_hash
     ) d
-"""
+    WHERE p.action = 'add'
+"""  # noqa: S608 - composed from constants; values are parameters
 _SEEN = """
     UPDATE lists_listing l SET last_seen_at = now()
     FROM lists_batchrow r WHERE r.batch_id = %(batch)s AND r.action = 'unchanged' AND l.id = r.listing_id
@@ -207,21 +207,27 @@ _REMOVE = """
 """
 _UNINDEXED = """
     SELECT s.id, s.name, s.name_en, s.aliases, s.former_names FROM lists_subject s
-    WHERE s.id IN (SELECT l.subject_id FROM lists_listing l WHERE l.first_batch_id = %s)
-      AND NOT EXISTS (SELECT 1 FROM lists_subjectname n WHERE n.subject_id = s.id)
-    ORDER BY s.id LIMIT %s
+    WHERE s.id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM lists_subjectname n WHERE n.subject_id = s.id)
 """
 NAME_CHUNK = 20_000
 TOUCHED = "l.id IN (SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action = %s)"
-ADDED = "l.first_batch_id = %s"
+# A batch's added listings are those of its 'add' changes, a range of the feed's primary key:
+# an index on listings' first_batch would cost an entry for every listing ever published.
+_BATCH_ADDS = "SELECT {} FROM lists_change WHERE seq BETWEEN %s AND %s AND batch_id = %s AND op = 'add'"
+ADDED = f"l.id IN ({_BATCH_ADDS.format('listing_id')})"
 
 
-def touched_filter(batch_id: int, action: str) -> tuple[str, list[Any]]:
+def _added_params(batch: Batch) -> list[Any]:
+    return [batch.first_seq, batch.last_seq, batch.pk]
+
+
+def touched_filter(batch: Batch, action: str) -> tuple[str, list[Any]]:
     """Return a SQL condition on `l` (and its parameters) for the listings of one action."""
-    return (ADDED, [batch_id]) if action == "add" else (TOUCHED, [batch_id, action])
+    return (ADDED, _added_params(batch)) if action == "add" else (TOUCHED, [batch.pk, action])
 
 
-FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added listings: see _INSERT_ADDED
+LISTING_ID_SEQUENCE = "lists_listing_id_seq"
+FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added ones: _INSERT_ADDED_CHANGES
 INLINE_MEASURES_MAX = 20_000
 ANALYZED = ("lists_subject", "lists_listing", "lists_batchrow")
 
@@ -269,6 +275,7 @@ def publish_batch(
             "code": credit_list.code,
             "core": CORE_DATA_KEYS,
             "default_type": (credit_list.subject_types or ["legal_person"])[0],
+            "listing_ids": LISTING_ID_SEQUENCE,
         }
         rows = int(batch.counts.get("rows", 0))
         with connection.cursor() as cursor:
@@ -290,7 +297,7 @@ def publish_batch(
             ids = None
             if touched <= INLINE_MEASURES_MAX:
                 analyze(*ANALYZED, rows=rows)
-                ids = touched_listings(batch.pk)
+                ids = touched_listings(batch)
             derive_restrictions(batch, ids, reason="batch_removed")
         _finish(batch, credit_list, approver, waived_by, skip_invalid)
         _audit("batch.publish", batch, approver or waived_by, ip_address, {"counts": batch.counts})
@@ -306,7 +313,7 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
     list lock (and the feed lock) for minutes. `None` stands for more ids than that.
     """
     if listing_ids is not None and len(listing_ids) <= INLINE_MEASURES_MAX:
-        index_new_names(batch.pk)  # nothing to do unless an earlier big run was interrupted
+        index_new_names(batch)  # nothing to do unless an earlier big run was interrupted
         measures.apply_measures(listing_ids=listing_ids, reason=reason)
         return
     from ... import tasks  # the tasks module imports the services: import it late
@@ -346,22 +353,24 @@ def _write_subjects(params: dict[str, Any]) -> None:
     _index_names(renamed, replace=True)
 
 
-def index_new_names(batch_id: int) -> int:
+def index_new_names(batch: Batch) -> int:
     """Write the search names of the batch's subjects that have none yet; return how many.
 
     Deriving search forms (pinyin, bigrams) costs about half a millisecond per name, so for
     a big batch it runs right after the publication commits (see derive_restrictions).
     """
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCH_ADDS.format("DISTINCT subject_id") + " ORDER BY 1", _added_params(batch))
+        subject_ids = [row[0] for row in cursor.fetchall()]
     done = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(_UNINDEXED, [batch_id, NAME_CHUNK])
-            chunk = cursor.fetchall()
-        if not chunk:
-            return done
+    for start in range(0, len(subject_ids), NAME_CHUNK):
         with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_UNINDEXED, [subject_ids[start : start + NAME_CHUNK]])
+                chunk = cursor.fetchall()
             _index_names(chunk, replace=False)
         done += len(chunk)
+    return done
 
 
 def _index_names(subjects: list[tuple[Any, ...]], *, replace: bool) -> None:
@@ -393,6 +402,7 @@ def _write_listings(params: dict[str, Any], *, changed: int) -> int:
             cursor.execute(_UPDATE_CHANGED, params)
         cursor.execute(_INSERT_ADDED, params)
         added = cursor.rowcount
+        cursor.execute(_INSERT_ADDED_CHANGES, params)
         cursor.execute(_REMOVE, params)
         cursor.execute(_SEEN, params)
         cursor.execute(_DROP)
@@ -405,7 +415,7 @@ def _write_feed(batch: Batch, before: int) -> int:
     Also records the batch's range of the feed: every change after `before` is the batch's.
     """
     touched = sum(
-        record_changes_sql(*touched_filter(batch.pk, action), op=op, reason="publish", batch_id=batch.pk)
+        record_changes_sql(*touched_filter(batch, action), op=op, reason="publish", batch_id=batch.pk)
         for action, op in FEED_OPS
     )
     with connection.cursor() as cursor:
@@ -414,13 +424,13 @@ def _write_feed(batch: Batch, before: int) -> int:
     return touched
 
 
-def touched_listings(batch_id: int) -> list[int]:
+def touched_listings(batch: Batch) -> list[int]:
     """Return the ids of the listings a batch adds, changes or removes."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action IN ('change', 'remove')"
-            " AND listing_id IS NOT NULL UNION SELECT id FROM lists_listing WHERE first_batch_id = %s",
-            [batch_id, batch_id],
+            "SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action IN ('change', 'remove')"  # noqa: S608
+            f" AND listing_id IS NOT NULL UNION {_BATCH_ADDS.format('listing_id')}",
+            [batch.pk, *_added_params(batch)],
         )
         return [row[0] for row in cursor.fetchall()]
 

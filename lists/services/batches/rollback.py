@@ -14,7 +14,7 @@ from .publishing import derive_restrictions, touched_filter, touched_listings
 
 _END_ADDED = """
     UPDATE lists_listing l SET status = 'revoked', ended_at = now(), last_changed_at = now()
-    WHERE l.first_batch_id = %(batch)s AND l.status IN ('active', 'disputed')
+    WHERE {added} AND l.status IN ('active', 'disputed')
 """
 _RESTORE = """
     UPDATE lists_listing l SET
@@ -30,9 +30,9 @@ _RESTORE = """
 # Someone else changed a listing since this batch: restoring would overwrite their change.
 _CONFLICTS = """
     SELECT count(*) FROM lists_listing l
-    WHERE (l.id IN (SELECT listing_id FROM lists_batchrow WHERE batch_id = %(batch)s
-                    AND action IN ('change', 'remove')) OR l.first_batch_id = %(batch)s)
-      AND l.last_batch_id IS DISTINCT FROM %(batch)s
+    WHERE (l.id IN (SELECT listing_id FROM lists_batchrow WHERE batch_id = %s
+                    AND action IN ('change', 'remove')) OR {added})
+      AND l.last_batch_id IS DISTINCT FROM %s
 """
 FEED_OPS = (("add", "remove"), ("change", "modify"), ("remove", "add"))
 
@@ -43,13 +43,13 @@ def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) 
         batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
         CreditList.objects.select_for_update().get(pk=batch.credit_list_id)
         _check_rollback(batch)
-        params = {"batch": batch.pk}
+        added, added_params = touched_filter(batch, "add")
         with connection.cursor() as cursor:
-            cursor.execute(_END_ADDED, params)
-            cursor.execute(_RESTORE, params)
+            cursor.execute(_END_ADDED.format(added=added), added_params)
+            cursor.execute(_RESTORE, {"batch": batch.pk})
         for action, op in FEED_OPS:
-            record_changes_sql(*touched_filter(batch.pk, action), op=op, reason="rollback", batch_id=batch.pk)
-        touched = touched_listings(batch.pk)
+            record_changes_sql(*touched_filter(batch, action), op=op, reason="rollback", batch_id=batch.pk)
+        touched = touched_listings(batch)
         derive_restrictions(batch, touched, reason="rollback")
         batch.status, batch.rolled_back_at = Batch.Status.ROLLED_BACK, timezone.now()
         batch.rolled_back_by = actor if getattr(actor, "is_authenticated", False) else None
@@ -70,8 +70,9 @@ def _check_rollback(batch: Batch) -> None:
     )
     if later.exists():
         raise BatchError("a later batch of this list has been published: roll that one back first")
+    added, added_params = touched_filter(batch, "add")
     with connection.cursor() as cursor:
-        cursor.execute(_CONFLICTS, {"batch": batch.pk})
+        cursor.execute(_CONFLICTS.format(added=added), [batch.pk, *added_params, batch.pk])
         conflicts = cursor.fetchone()[0]
     if conflicts:
         raise BatchError(

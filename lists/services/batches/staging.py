@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import connection
 
 from ...identifiers import PERSON_ID, compact_identifier, mask_person_id, person_id_hash
@@ -50,10 +51,9 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
-# A million rows are serialised three times each: reused encoders (json.dumps with options
-# builds a new one per call), dates and decimals through `default`, and no call at all for the
-# usual empty lists.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
+# A million rows are serialised three times each. The stored documents go through orjson,
+# ~6x faster than the json module (jsonb keeps no formatting). The content hash keeps the json
+# module's exact output: it is compared with the hashes of everything published before.
 _SORTED_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=json_default)
 
 
@@ -62,11 +62,11 @@ def _dumps(value: Any) -> str:
 
 
 def _fast_dumps(value: dict[str, Any]) -> str:
-    return _ENCODER.encode(value)
+    return orjson.dumps(value, default=json_default).decode()
 
 
 def _list_dumps(value: list[str]) -> str:
-    return _ENCODER.encode(value) if value else "[]"
+    return orjson.dumps(value).decode() if value else "[]"
 
 
 class RowStager:
