@@ -207,7 +207,8 @@ _REMOVE = """
 """
 _UNINDEXED = """
     SELECT s.id, s.name, s.name_en, s.aliases, s.former_names FROM lists_subject s
-    WHERE s.id = ANY(%s) AND NOT EXISTS (SELECT 1 FROM lists_subjectname n WHERE n.subject_id = s.id)
+    WHERE s.id IN ({added_subjects})
+      AND NOT EXISTS (SELECT 1 FROM lists_subjectname n WHERE n.subject_id = s.id)
 """
 NAME_CHUNK = 20_000
 TOUCHED = "l.id IN (SELECT listing_id FROM lists_batchrow WHERE batch_id = %s AND action = %s)"
@@ -359,14 +360,16 @@ def index_new_names(batch: Batch) -> int:
     Deriving search forms (pinyin, bigrams) costs about half a millisecond per name, so for
     a big batch it runs right after the publication commits (see derive_restrictions).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_BATCH_ADDS.format("DISTINCT subject_id") + " ORDER BY 1", _added_params(batch))
-        subject_ids = [row[0] for row in cursor.fetchall()]
+    if batch.first_seq is None:
+        return 0
+    sql = _UNINDEXED.format(added_subjects=_BATCH_ADDS.format("subject_id"))
     done = 0
-    for start in range(0, len(subject_ids), NAME_CHUNK):
+    # By slices of the batch's feed range (its primary key): each slice is a cheap range scan,
+    # where 20,000 ids in an array cost the planner ~0.2 s per query.
+    for start in range(batch.first_seq, batch.last_seq + 1, NAME_CHUNK):
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute(_UNINDEXED, [subject_ids[start : start + NAME_CHUNK]])
+                cursor.execute(sql, [start, min(start + NAME_CHUNK - 1, batch.last_seq), batch.pk])
                 chunk = cursor.fetchall()
             _index_names(chunk, replace=False)
         done += len(chunk)
