@@ -97,31 +97,26 @@ _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S6
     ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
 )
 # _newsubj maps each staged key to its subject's id and the columns the change feed shows: new
-# subjects here, known ones in _KNOWN_SUBJECTS. Staged rows find their subject by key: setting
+# subjects here (ids drawn first, then inserted from the table: no INSERT … RETURNING to keep),
+# known ones in _KNOWN_SUBJECTS. Staged rows find their subject by key: setting
 # subject_id on a million staged rows cost ~8 s. Equal keys resolve to the same subject (the key
 # is the identifier the lookups above use), so the key is unique in the table. It sorts in
 # "C": byte order is all that is needed and a locale comparison cost a second per million keys.
 _NEW_SUBJECTS = """
     CREATE TEMP TABLE _newsubj ON COMMIT DROP AS
-    WITH src AS (
-        SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
-               pid_masked, legacy, org
-        FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id
-    ), ins AS (
-        INSERT INTO lists_subject (subject_type, name, name_en, aliases, former_names, uscc, org_code,
-                                   legacy_ids, person_id_hash, person_id_masked, region_code,
-                                   is_synthetic, created_at, updated_at)
-        SELECT subject_type, name, name_en, aliases, '{}', uscc, COALESCE(org, substr(uscc, 9, 9), ''),
-               CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END, pid_hash, pid_masked, region,
-               false, now(), now()
-        FROM src
-        RETURNING id, uscc, person_id_hash, person_id_masked, legacy_ids, org_code, name, region_code,
-                  name_en, aliases, subject_type
-    )
-    SELECT id, name, name_en, aliases, subject_type, {identifier} AS identifier,
-           COALESCE('u:' || uscc, 'p:' || person_id_hash, 'l:' || legacy_ids[1],
-                    'o:' || NULLIF(org_code, ''), 'n:' || name || '|' || region_code) COLLATE "C" AS skey
-    FROM ins s;
+    SELECT s.*, {identifier} AS identifier FROM (
+        SELECT nextval(%(subject_ids)s::regclass) AS id, skey, subject_type, name, name_en, aliases,
+               region AS region_code, uscc, pid_hash AS person_id_hash, pid_masked AS person_id_masked,
+               CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END AS legacy_ids,
+               COALESCE(org, substr(uscc, 9, 9), '') AS org_code
+        FROM (SELECT DISTINCT ON (skey) * FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src
+    ) s;
+    INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
+                               legacy_ids, person_id_hash, person_id_masked, region_code,
+                               is_synthetic, created_at, updated_at)
+    SELECT id, subject_type, name, name_en, aliases, '{}', uscc, org_code, legacy_ids, person_id_hash,
+           person_id_masked, region_code, false, now(), now()
+    FROM _newsubj;
 """.replace("{identifier}", IDENTIFIER_SQL)
 # Known subjects that get a new listing (after _RENAMED: the feed shows the name as published).
 _KNOWN_SUBJECTS = """
@@ -227,7 +222,7 @@ def touched_filter(batch: Batch, action: str) -> tuple[str, list[Any]]:
     return (ADDED, _added_params(batch)) if action == "add" else (TOUCHED, [batch.pk, action])
 
 
-LISTING_ID_SEQUENCE = "lists_listing_id_seq"
+LISTING_ID_SEQUENCE, SUBJECT_ID_SEQUENCE = "lists_listing_id_seq", "lists_subject_id_seq"
 FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added ones: _INSERT_ADDED_CHANGES
 INLINE_MEASURES_MAX = 20_000
 ANALYZED = ("lists_subject", "lists_listing", "lists_batchrow")
@@ -277,6 +272,7 @@ def publish_batch(
             "core": CORE_DATA_KEYS,
             "default_type": (credit_list.subject_types or ["legal_person"])[0],
             "listing_ids": LISTING_ID_SEQUENCE,
+            "subject_ids": SUBJECT_ID_SEQUENCE,
         }
         rows = int(batch.counts.get("rows", 0))
         with connection.cursor() as cursor:
@@ -340,7 +336,7 @@ def _write_subjects(params: dict[str, Any]) -> None:
         for count, sql in zip(cursor.fetchone(), _RESOLVE, strict=True):
             if count:
                 cursor.execute(sql)
-        cursor.execute(_NEW_SUBJECTS)
+        cursor.execute(_NEW_SUBJECTS, params)
         cursor.execute("SELECT count(*) FROM _newsubj")
         new_count = cursor.fetchone()[0]
         if new_count <= INLINE_MEASURES_MAX:
