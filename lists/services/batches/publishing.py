@@ -97,11 +97,12 @@ _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S6
     ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
 )
 # _newsubj maps each staged key to its subject's id and the columns the change feed shows: new
-# subjects here (ids drawn first, then inserted from the table: no INSERT … RETURNING to keep),
-# known ones in _KNOWN_SUBJECTS. Staged rows find their subject by key: setting
-# subject_id on a million staged rows cost ~8 s. Equal keys resolve to the same subject (the key
-# is the identifier the lookups above use), so the key is unique in the table. It sorts in
-# "C": byte order is all that is needed and a locale comparison cost a second per million keys.
+# subjects here, known ones in _KNOWN_SUBJECTS. New subjects' ids are drawn first and the rows
+# inserted from the table, as an INSERT … RETURNING would keep a million rows to read back.
+# Staged rows find their subject by key: setting subject_id on a million staged rows cost ~8 s.
+# Equal keys resolve to the same subject (the key is the identifier the lookups above use), so
+# the key is unique in the table. It sorts in "C": byte order is all that is needed, and a
+# locale comparison cost a second per million keys.
 _NEW_SUBJECTS = """
     CREATE TEMP TABLE _newsubj ON COMMIT DROP AS
     SELECT s.*, {identifier} AS identifier FROM (
@@ -109,7 +110,9 @@ _NEW_SUBJECTS = """
                region AS region_code, uscc, pid_hash AS person_id_hash, pid_masked AS person_id_masked,
                CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END AS legacy_ids,
                COALESCE(org, substr(uscc, 9, 9), '') AS org_code
-        FROM (SELECT DISTINCT ON (skey) * FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src
+        FROM (SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
+                     pid_masked, legacy, org
+              FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src
     ) s;
     INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
                                legacy_ids, person_id_hash, person_id_masked, region_code,
@@ -356,16 +359,17 @@ def index_new_names(batch: Batch) -> int:
     Deriving search forms (pinyin, bigrams) costs about half a millisecond per name, so for
     a big batch it runs right after the publication commits (see derive_restrictions).
     """
-    if batch.first_seq is None:
+    first, last = batch.first_seq, batch.last_seq
+    if first is None or last is None:  # the batch wrote no change
         return 0
     sql = _UNINDEXED.format(added_subjects=_BATCH_ADDS.format("subject_id"))
     done = 0
     # By slices of the batch's feed range (its primary key): each slice is a cheap range scan,
     # where 20,000 ids in an array cost the planner ~0.2 s per query.
-    for start in range(batch.first_seq, batch.last_seq + 1, NAME_CHUNK):
+    for start in range(first, last + 1, NAME_CHUNK):
         with transaction.atomic():
             with connection.cursor() as cursor:
-                cursor.execute(sql, [start, min(start + NAME_CHUNK - 1, batch.last_seq), batch.pk])
+                cursor.execute(sql, [start, min(start + NAME_CHUNK - 1, last), batch.pk])
                 chunk = cursor.fetchall()
             _index_names(chunk, replace=False)
         done += len(chunk)
