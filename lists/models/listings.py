@@ -11,6 +11,25 @@ from .catalogue import CreditList, Measure
 from .subjects import Subject
 
 
+def _batch_key() -> models.ForeignKey:
+    """A listing's first or last batch.
+
+    No database constraint: batches are never deleted and publishing sets the key to its own
+    (locked) batch, while the check cost a deferred trigger per listing at the COMMIT of a big
+    publication. No index: a batch's listings are found through its range of the change feed,
+    and an index costs an entry for every listing published.
+    """
+    return models.ForeignKey(
+        "lists.Batch",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+
+
 class ListingQuerySet(models.QuerySet["Listing"]):
     def in_force(self) -> ListingQuerySet:
         """Return listings that are published and not ended (active or under review)."""
@@ -62,28 +81,8 @@ class Listing(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     extra = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=64)
-    # No database constraints on the batch keys: batches are never deleted and publishing sets
-    # them to its own (locked) batch, while the checks cost a deferred trigger per listing at
-    # the COMMIT of a big publication. No indexes: a batch's listings are found through its
-    # range of the change feed, and an index here costs an entry for every listing published.
-    first_batch = models.ForeignKey(
-        "lists.Batch",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
-    last_batch = models.ForeignKey(
-        "lists.Batch",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_constraint=False,
-        db_index=False,
-    )
+    first_batch = _batch_key()
+    last_batch = _batch_key()
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     last_changed_at = models.DateTimeField()
