@@ -274,6 +274,20 @@ def test_a_second_upload_of_the_same_file_changes_nothing(tax_list, uploader, ap
     assert again.counts["add"] == again.counts["change"] == again.counts["remove"] == 0
 
 
+def test_a_digest_made_another_way_still_finds_no_change_and_is_refreshed(tax_list, uploader, approver):
+    payload = csv_bytes(company(1), company(2))
+    first = publish(load(tax_list, payload, user=uploader, mode="snapshot"), approver)
+    row_digests = set(first.rows.values_list("content_hash", flat=True))
+    Listing.objects.filter(credit_list=tax_list).update(content_hash="digest-of-an-earlier-version")
+    again = load(tax_list, payload, user=uploader, mode="snapshot", filename="again.csv")
+    assert (again.counts["unchanged"], again.counts["change"]) == (2, 0)
+    publish(again, approver)
+    assert (
+        set(Listing.objects.filter(credit_list=tax_list).values_list("content_hash", flat=True))
+        == row_digests
+    )
+
+
 def test_invalid_rows_block_publishing_unless_skipped(tax_list, uploader, approver):
     batch = load(tax_list, csv_bytes(company(1), "坏公司,BAD,1,x,2025-01-01"), user=uploader)
     with pytest.raises(BatchError, match="invalid"):

@@ -192,8 +192,9 @@ _INSERT_ADDED_CHANGES = f"""
     ) d
     WHERE p.action = 'add'
 """  # noqa: S608 - composed from constants; values are parameters
+# An unchanged listing takes the row's digest: equal content, but maybe digested another way.
 _SEEN = """
-    UPDATE lists_listing l SET last_seen_at = now()
+    UPDATE lists_listing l SET last_seen_at = now(), content_hash = r.content_hash
     FROM lists_batchrow r WHERE r.batch_id = %(batch)s AND r.action = 'unchanged' AND l.id = r.listing_id
 """
 _REMOVE = """
