@@ -113,11 +113,11 @@ DATABASES = {
     )
 }
 # Publishing stages a big batch in temp tables; with PostgreSQL's default 8 MB of temp buffers a
-# million staged rows are written out and read back through the kernel at every step (~10 s).
+# million staged rows (~600 MB) are written out and read back through the kernel at every step.
 # A session allocates temp buffers only as its temp tables need them, so the rest pay nothing.
 _db_options = DATABASES["default"].setdefault("OPTIONS", {})
 _db_options["options"] = " ".join(
-    filter(None, [_db_options.get("options"), f"-c temp_buffers={env('DATABASE_TEMP_BUFFERS', '512MB')}"])
+    filter(None, [_db_options.get("options"), f"-c temp_buffers={env('DATABASE_TEMP_BUFFERS', '1GB')}"])
 )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

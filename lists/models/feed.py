@@ -57,7 +57,22 @@ class Change(models.Model):
         db_constraint=False,
         db_index=False,
     )
-    data = models.JSONField(default=dict, help_text="The listing as published after the change")
+    # A publication's added listings keep their data in their batch rows, which are kept for
+    # good: writing each one's document again here doubled the cost of publishing a big batch.
+    # Read the data through lists.services.feed (feed_data_sql(), with_data()), never directly.
+    data = models.JSONField(
+        null=True, blank=True, help_text="The listing as published after the change; NULL: see `row`"
+    )
+    row = models.ForeignKey(
+        "lists.BatchRow",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        help_text="For a listing added by a batch: the row it was published from",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChangeQuerySet.as_manager()
@@ -65,6 +80,11 @@ class Change(models.Model):
     class Meta:
         ordering = ["seq"]
         indexes = [models.Index(fields=["credit_list", "seq"]), models.Index(fields=["subject", "seq"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(data__isnull=False) | models.Q(row__isnull=False), name="change_has_data"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.op} {self.listing_id}"

@@ -12,12 +12,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
+from django.db.models import JSONField, QuerySet
+from django.db.models.expressions import RawSQL
 
 from ..models import Change, Listing
 
 FEED_LOCK_KEY = 7_400_001
 # A change's `identifier`, from a subject row aliased `s`: never the full personal ID number.
 IDENTIFIER_SQL = "COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code)"
+# A listing's values from the document of a batch row aliased `r`: publishing stages them so,
+# and the change of a listing a batch added shows them so (feed_data_sql).
+ROW_VALUES_SQL = {
+    "reference": "COALESCE(r.data->>'reference', '')",
+    "reason": "COALESCE(r.data->>'reason', '')",
+    "severity": "CASE WHEN r.data->>'severity' IN ('minor', 'general', 'serious') THEN r.data->>'severity' ELSE '' END",
+    "decided_on": "(r.data->>'decided_on')::date",
+    "published_on": "(r.data->>'published_on')::date",
+    "expires_on": "(r.data->>'expires_on')::date",
+}
 
 
 def lock_feed() -> None:
@@ -33,6 +45,33 @@ def data_version() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM lists_change")
         return int(cursor.fetchone()[0])
+
+
+def feed_data_sql(change: str) -> str:
+    """Return SQL for the data a change (aliased `change`) shows: the listing as published.
+
+    A change keeps its own document, except a listing added by a batch: its values are those of
+    the batch row it was published from, with the row's name, and its status is what it was on
+    the day of the change (Django's sessions, like the publication, count days in UTC).
+    """
+    values = ", ".join(f"'{name}', {sql}" for name, sql in ROW_VALUES_SQL.items())
+    return f"""COALESCE({change}.data, (
+        SELECT jsonb_build_object(
+            'listing_id', {change}.listing_id, 'list', cl.code, 'subject_id', s.id,
+            'subject_type', s.subject_type, 'name', r.data->>'name', 'identifier', {IDENTIFIER_SQL},
+            {values}, 'content_hash', r.content_hash,
+            'status', CASE WHEN (r.data->>'expires_on')::date < ({change}.created_at AT TIME ZONE 'UTC')::date
+                           THEN 'expired' ELSE 'active' END)
+        FROM lists_batchrow r
+        JOIN lists_subject s ON s.id = {change}.subject_id
+        JOIN lists_creditlist cl ON cl.id = {change}.credit_list_id
+        WHERE r.id = {change}.row_id))"""  # noqa: S608 - composed from constants
+
+
+def with_data(changes: QuerySet[Change]) -> QuerySet[Change]:
+    """Annotate each change with `published`, the data it shows (see feed_data_sql)."""
+    sql = feed_data_sql("lists_change")  # constants only, no value
+    return changes.annotate(published=RawSQL(sql, (), output_field=JSONField()))  # noqa: S611
 
 
 def listing_snapshot(listing: Listing) -> dict[str, Any]:

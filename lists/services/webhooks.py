@@ -27,7 +27,7 @@ from agencies.models import ApiKey
 from .. import identifiers as ids
 from ..models import WatchItem, Watchlist, Webhook, WebhookDelivery
 from ..search.text import normalize_name
-from .feed import data_version
+from .feed import data_version, feed_data_sql
 from .screening import lookup_identifier
 
 SIGNATURE_HEADER = "X-Xinyong-Signature"
@@ -77,7 +77,7 @@ def create_webhook(*, api_key: ApiKey, watchlist: Watchlist, url: str) -> Webhoo
 
 
 _WATCHED_CHANGES = """
-    SELECT c.seq, c.op, c.reason, c.subject_id, c.listing_id, cl.code, c.created_at, c.data
+    SELECT c.seq, c.op, c.reason, c.subject_id, c.listing_id, cl.code, c.created_at, {data}
     FROM lists_change c
     JOIN lists_creditlist cl ON cl.id = c.credit_list_id AND cl.is_public
     JOIN lists_subject s ON s.id = c.subject_id
@@ -91,7 +91,7 @@ _WATCHED_CHANGES = """
                    WHERE n.subject_id = s.id AND n.normalized = w.normalized_name))))
     ORDER BY c.seq
     LIMIT %(limit)s
-"""
+""".replace("{data}", feed_data_sql("c"))
 
 
 def dispatch_webhooks() -> int:

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from agencies.models import Agency
 from lists.models import CreditList, Listing, Measure, Restriction, Subject
 from lists.search.query import SearchFilters, search_subjects
+from lists.services.feed import feed_data_sql
 
 from . import serializers as s
 from .filters import ListingFilter, SubjectFilter
@@ -189,7 +190,8 @@ class SubjectDetail(generics.RetrieveAPIView):
 
 _CHANGES_SQL = """
     WITH page AS (
-        SELECT c.seq, c.op, c.reason, c.subject_id, c.listing_id, cl.code, c.batch_id, c.created_at, c.data
+        SELECT c.seq, c.op, c.reason, c.subject_id, c.listing_id, cl.code, c.batch_id, c.created_at,
+               {data} AS data
         FROM lists_change c JOIN lists_creditlist cl ON cl.id = c.credit_list_id
         WHERE c.seq > %s AND cl.is_public {list_filter}
         ORDER BY c.seq LIMIT %s
@@ -202,7 +204,7 @@ _CHANGES_SQL = """
            MAX(seq),
            (SELECT COALESCE(MAX(seq), 0) FROM lists_change)
     FROM page
-"""
+""".replace("{data}", feed_data_sql("c"))
 
 
 class ChangeFeed(APIView):

@@ -17,7 +17,7 @@ from lists.models import Batch, BatchRow, Change, CreditList, Listing, Restricti
 from lists.services import batches, measures
 from lists.services.batches import BatchError
 from lists.services.batches.workers import staging_table
-from lists.services.feed import listing_snapshot
+from lists.services.feed import listing_snapshot, with_data
 from lists.services.periods import default_expiry
 from lists.services.raw_files import read_raw_file
 from tests.factories import MembershipFactory, UserFactory, valid_uscc
@@ -223,14 +223,21 @@ def test_the_feed_shows_each_added_listing_as_published_for_new_and_known_subjec
     # known subject's change must carry the name as renamed by this batch.
     renamed = f"测试1贸易集团有限公司,{valid_uscc(1)},税稽罚〔2025〕99号,虚开增值税专用发票,2025-03-01"
     second = publish(load(tax_list, csv_bytes(renamed, company(2)), user=uploader), approver)
-    changes = list(Change.objects.filter(batch=second).order_by("seq"))
+    changes = list(with_data(Change.objects.filter(batch=second)).order_by("seq"))
     assert len(changes) == 2 and {c.op for c in changes} == {"add"}
     for change in changes:
         listing = Listing.objects.select_related("subject", "credit_list").get(pk=change.listing_id)
-        assert change.data == listing_snapshot(listing)
+        assert change.published == listing_snapshot(listing)
         assert (change.subject_id, change.credit_list_id) == (listing.subject_id, tax_list.pk)
     known = next(c for c in changes if c.subject_id == Subject.objects.get(uscc=valid_uscc(1)).pk)
-    assert known.data["name"] == "测试1贸易集团有限公司"
+    assert known.published["name"] == "测试1贸易集团有限公司"
+
+
+def test_a_change_with_neither_data_nor_a_batch_row_is_refused(tax_list):
+    with pytest.raises(IntegrityError, match="change_has_data"), transaction.atomic():
+        Change.objects.create(
+            op="add", reason="x", subject_id=1, listing_id=1, credit_list=tax_list, data=None
+        )
 
 
 def test_snapshot_removes_missing_records_and_incremental_keeps_them(tax_list, uploader, approver):

@@ -13,10 +13,11 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from lists.models import Change, Listing
+from lists.models import Change, CreditList, Listing
+from lists.services import batches
 from lists.services.exports import export_listings, refresh_exports, safe_cell
 from lists.services.feed import listing_snapshot, record_changes
-from tests.factories import SubjectFactory
+from tests.factories import SubjectFactory, valid_uscc
 from tests.portal.api_helpers import end_listing, make_key, publish
 
 WRITERS = 4
@@ -128,6 +129,31 @@ def test_an_export_followed_by_the_feed_equals_the_portal(client) -> None:  # ty
     followed = _apply_feed(rows, client, export.seq)
     assert followed == _portal_now()
     assert set(followed) == {kept.pk, changed.pk, added.pk}
+
+
+@pytest.mark.django_db
+def test_listings_a_batch_adds_reach_the_feed_as_published(client) -> None:  # type: ignore[no-untyped-def]
+    # Their changes keep no document of their own (see Change.data): the feed shows the rows'.
+    rows = [
+        f"测试{n}贸易有限公司,{valid_uscc(n)},税稽罚〔2020〕{n}号,虚开增值税专用发票,{decided},{expiry}"
+        for n, decided, expiry in ((1, "2025-03-01", ""), (2, "2020-01-01", "2021-01-01"))
+    ]
+    payload = ("名称,统一社会信用代码,文书号,列入原因,决定日期,失效日期\n" + "\n".join(rows)).encode()
+    tax = CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
+    batch = batches.receive_batch(
+        credit_list=tax, payload=payload, filename="a.csv", mode="incremental", origin="command", actor="test"
+    )
+    batches.process_batch(batch_id=batch.pk)
+    batches.publish_batch(batch_id=batch.pk, waived_by="test")
+
+    items = client.get("/api/v1/changes").json()["items"]
+    listings = Listing.objects.select_related("subject", "credit_list").in_bulk(
+        [i["listing_id"] for i in items]
+    )
+    assert [i["op"] for i in items] == ["add", "add"]
+    assert [i["data"] for i in items] == [listing_snapshot(listings[i["listing_id"]]) for i in items]
+    assert {i["data"]["status"] for i in items} == {"active", "expired"}
+    assert _apply_feed({}, client, 0) == _portal_now()
 
 
 @pytest.mark.django_db

@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from django.utils import timezone
 
-from lists.models import WebhookDelivery
-from lists.services import webhooks
+from lists.models import CreditList, Listing, WebhookDelivery
+from lists.services import batches, webhooks
+from lists.services.feed import listing_snapshot
 from tests.factories import SubjectFactory
 from tests.portal.api_helpers import auth, end_listing, make_key, make_person, publish
 
@@ -111,6 +112,30 @@ def test_changes_to_watched_subjects_are_delivered_signed_with_retries(client) -
         ]
         log = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", **auth(secret)).json()
         assert log[0]["status"] == "delivered" and [a["code"] for a in log[0]["log"]] == [500, 200]
+
+
+def test_a_listing_a_batch_adds_to_a_watched_subject_is_delivered_as_published(client) -> None:  # type: ignore[no-untyped-def]
+    _, _, watched, _, _ = _setup(client, "http://127.0.0.1:9/hook")
+    payload = (
+        f"名称,统一社会信用代码,文书号,决定日期\n{watched.name},{watched.uscc},税稽罚〔2025〕7号,2025-03-01\n"
+    )
+    tax = CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
+    batch = batches.receive_batch(
+        credit_list=tax,
+        payload=payload.encode(),
+        filename="a.csv",
+        mode="incremental",
+        origin="command",
+        actor="t",
+    )
+    batches.process_batch(batch_id=batch.pk)
+    batches.publish_batch(batch_id=batch.pk, waived_by="test")
+
+    assert webhooks.dispatch_webhooks() == 1
+    (change,) = json.loads(WebhookDelivery.objects.get().body)["changes"]
+    listing = Listing.objects.select_related("subject", "credit_list").get(pk=change["listing_id"])
+    assert (change["op"], listing.subject_id) == ("add", watched.pk)
+    assert change["data"] == listing_snapshot(listing)
 
 
 def test_a_delivery_can_be_replayed(client) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from agencies.roles import has_role
 from ...models import Batch, CreditList
 from ...models.subjects import legacy_id_condition
 from .. import measures
-from ..feed import IDENTIFIER_SQL, data_version, lock_feed, record_changes_sql
+from ..feed import ROW_VALUES_SQL, data_version, lock_feed, record_changes_sql
 from ..subjects import NAME_COLUMNS, name_rows
 from .diffing import compute_diff, feed_position
 from .processing import BatchError, _audit
@@ -45,11 +45,7 @@ _STAGE = """
     SELECT r.id AS row_id, r.action, r.source_key, r.content_hash,
            -- An added listing's id is drawn here, so its change can be written from this table.
            CASE WHEN r.action = 'add' THEN nextval(%(listing_ids)s::regclass) ELSE r.listing_id END AS listing_id,
-           COALESCE(r.data->>'reference', '') AS reference, COALESCE(r.data->>'reason', '') AS reason,
-           CASE WHEN r.data->>'severity' IN ('minor', 'general', 'serious') THEN r.data->>'severity'
-                ELSE '' END AS severity,
-           (r.data->>'decided_on')::date AS decided_on, (r.data->>'published_on')::date AS published_on,
-           (r.data->>'expires_on')::date AS expires_on, r.data - %(core)s::text[] AS extra,
+           {row_values}, r.data - %(core)s::text[] AS extra,
            l.subject_id AS subject_id,
            COALESCE(NULLIF(r.data->>'subject_type', ''), %(default_type)s) AS subject_type,
            r.data->>'name' AS name,
@@ -67,7 +63,7 @@ _STAGE = """
     WHERE r.batch_id = %(batch)s AND r.action IN ('add', 'change') AND r.outcome <> 'invalid'
     ) q;  -- the key is computed here: an UPDATE afterwards rewrote every staged row once more
     ANALYZE _pub;
-"""
+""".replace("{row_values}", ", ".join(f"{sql} AS {name}" for name, sql in ROW_VALUES_SQL.items()))
 _RESOLVE = [
     """UPDATE _pub p SET subject_id = s.id FROM lists_subject s
        WHERE p.subject_id IS NULL AND p.uscc IS NOT NULL AND s.uscc = p.uscc""",
@@ -96,40 +92,35 @@ _RESOLVABLE = [
 _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S608 - constants
     ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
 )
-# _newsubj maps each staged key to its subject's id and the columns the change feed shows: new
-# subjects here, known ones in _KNOWN_SUBJECTS. New subjects' ids are drawn first and the rows
-# inserted from the table, as an INSERT … RETURNING would keep a million rows to read back.
-# Staged rows find their subject by key: setting subject_id on a million staged rows cost ~8 s.
-# Equal keys resolve to the same subject (the key is the identifier the lookups above use), so
-# the key is unique in the table. It sorts in "C": byte order is all that is needed, and a
-# locale comparison cost a second per million keys.
+# _newsubj maps each staged key to its subject's id: new subjects here, known ones that get a
+# new listing in _KNOWN_SUBJECTS. New subjects' ids are drawn first and the rows inserted from
+# the table, as an INSERT … RETURNING would keep a million rows to read back. Staged rows find
+# their subject by key: setting subject_id on a million staged rows cost ~8 s. Equal keys
+# resolve to the same subject (the key is the identifier the lookups above use), so the key is
+# unique in the table. It sorts in "C": byte order is all that is needed, and a locale
+# comparison cost a second per million keys.
 _NEW_SUBJECTS = """
     CREATE TEMP TABLE _newsubj ON COMMIT DROP AS
-    SELECT s.*, {identifier} AS identifier FROM (
-        SELECT nextval(%(subject_ids)s::regclass) AS id, skey, subject_type, name, name_en, aliases,
-               region AS region_code, uscc, pid_hash AS person_id_hash, pid_masked AS person_id_masked,
-               CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END AS legacy_ids,
-               COALESCE(org, substr(uscc, 9, 9), '') AS org_code
-        FROM (SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
-                     pid_masked, legacy, org
-              FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src
-    ) s;
+    SELECT nextval(%(subject_ids)s::regclass) AS id, skey, subject_type, name, name_en, aliases,
+           region AS region_code, uscc, pid_hash AS person_id_hash, pid_masked AS person_id_masked,
+           CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END AS legacy_ids,
+           COALESCE(org, substr(uscc, 9, 9), '') AS org_code
+    FROM (SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
+                 pid_masked, legacy, org
+          FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src;
     INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
                                legacy_ids, person_id_hash, person_id_masked, region_code,
                                is_synthetic, created_at, updated_at)
     SELECT id, subject_type, name, name_en, aliases, '{}', uscc, org_code, legacy_ids, person_id_hash,
            person_id_masked, region_code, false, now(), now()
     FROM _newsubj;
-""".replace("{identifier}", IDENTIFIER_SQL)
-# Known subjects that get a new listing (after _RENAMED: the feed shows the name as published).
+"""
 _KNOWN_SUBJECTS = """
-    INSERT INTO _newsubj (id, name, subject_type, identifier, skey)
-    SELECT DISTINCT ON (p.skey) s.id, s.name, s.subject_type, {identifier}, p.skey
-    FROM _pub p JOIN lists_subject s ON s.id = p.subject_id
-    WHERE p.action = 'add' AND p.subject_id IS NOT NULL
-    ORDER BY p.skey;
+    INSERT INTO _newsubj (id, skey)
+    SELECT DISTINCT ON (skey) subject_id, skey FROM _pub WHERE action = 'add' AND subject_id IS NOT NULL
+    ORDER BY skey;
     ANALYZE _newsubj;
-""".replace("{identifier}", IDENTIFIER_SQL)
+"""
 # A known subject whose name changed keeps the old one as a former name.
 _RENAMED = """
     UPDATE lists_subject s SET
@@ -166,7 +157,9 @@ _UPDATE_CHANGED = f"""
         last_batch_id = %(batch)s, last_seen_at = now(), last_changed_at = now()
     FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
-_ADDED_STATUS = "CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END"
+_ADDED_STATUS = (
+    "CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END"  # as feed_data_sql shows it
+)
 # Added listings are found again by their changes (see ADDED), so the staged rows are not
 # rewritten just to point at them. A missing subject leaves subject_id NULL, which fails.
 _INSERT_ADDED = f"""
@@ -179,19 +172,14 @@ _INSERT_ADDED = f"""
     FROM _pub p LEFT JOIN _newsubj n ON n.skey = p.skey
     WHERE p.action = 'add'
 """  # noqa: S608 - composed from constants; values are parameters
-# Their change-feed entries come from the same staged values. A data-modifying CTE
-# (INSERT … RETURNING) would keep a million returned rows in a temp file only to read them back.
-_INSERT_ADDED_CHANGES = f"""
-    INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, data, created_at)
-    SELECT 'add', 'publish', s.id, p.listing_id, %(list)s, %(batch)s, to_jsonb(d), now()
+# Their change-feed entries point at the batch rows, which hold their data (see Change.data):
+# a million documents built and written again here were a third of the publication's time.
+_INSERT_ADDED_CHANGES = """
+    INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, row_id, created_at)
+    SELECT 'add', 'publish', s.id, p.listing_id, %(list)s, %(batch)s, p.row_id, now()
     FROM _pub p JOIN _newsubj s ON s.skey = p.skey
-    CROSS JOIN LATERAL (
-        SELECT p.listing_id, %(code)s::text AS list, s.id AS subject_id, s.subject_type, s.name,
-               s.identifier, p.reference, p.reason, p.severity, p.decided_on, p.published_on,
-               p.expires_on, {_ADDED_STATUS} AS status, p.content_hash
-    ) d
     WHERE p.action = 'add'
-"""  # noqa: S608 - composed from constants; values are parameters
+"""
 # An unchanged listing takes the row's digest: equal content, but maybe digested another way.
 _SEEN = """
     UPDATE lists_listing l SET last_seen_at = now(), content_hash = r.content_hash
@@ -272,7 +260,6 @@ def publish_batch(
         params = {
             "batch": batch.pk,
             "list": credit_list.pk,
-            "code": credit_list.code,
             "core": CORE_DATA_KEYS,
             "default_type": (credit_list.subject_types or ["legal_person"])[0],
             "listing_ids": LISTING_ID_SEQUENCE,
@@ -280,10 +267,10 @@ def publish_batch(
         }
         rows = int(batch.counts.get("rows", 0))
         with connection.cursor() as cursor:
-            # A million new subjects' keys then sort and join in memory, and the added listings
-            # reach their change rows without a temp file (~4 s less at 1 M rows). Publications
+            # A million new subjects' keys then sort and join in memory, and the listing check's
+            # transition table (~300 MB a million) stays out of a temp file (~2 s). Publications
             # are serialised by the feed lock, so one backend at a time uses this much.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute("SET LOCAL work_mem = '1GB'")
         lock_feed()  # under the lock every change after `before` is this batch's
         before = data_version()
         with step(batch, "subjects and names"):

@@ -28,7 +28,7 @@ SEVERITIES = ("minor", "general", "serious")
 # Keys of BatchRow.data that are bookkeeping, not published content.
 INTERNAL_KEYS = ("identifier", "identifier_kind", "person_id_hash", "action", "expires_on_default", "missing")
 _INTERNAL = frozenset(INTERNAL_KEYS)
-_EMPTY = (None, "", [])
+_EMPTY: tuple[Any, ...] = (None, "", [])
 ROW_COLUMNS = (
     "batch_id", "line_no", "raw", "data", "errors", "warnings", "outcome", "action",
     "source_key", "content_hash", "diff", "listing_id",
