@@ -1,7 +1,8 @@
 """Read uploaded or fetched list files into validated rows, without touching the database.
 
-Every format module exposes `parse(payload, schema, *, limits, overrides, today)` returning an
-iterator of RowResult and `read_headers(payload, *, limits)`. File-level problems raise
+Every format has a parser, `parse(payload, schema, *, limits, overrides, today)` returning an
+iterator of RowResult, and a header reader, `read_headers(payload, *, limits)` (PARSERS,
+HEADER_READERS): tabular formats through their record readers. File-level problems raise
 ImportRejected when `parse()` is called (it reads up to the first row), or during iteration for
 problems found later (row limit, a damaged sheet). Storing, diffing and publishing are the
 service's job (lists/services).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
+from functools import partial
 
 from lists.importers import csv, jsonl, keyvalue, xls, xlsx
 from lists.importers.base import (
@@ -23,7 +25,15 @@ from lists.importers.base import (
     detect_format,
 )
 from lists.importers.headers import ColumnMapping, HeaderMapping, map_headers
-from lists.importers.rows import Record, RowBuilder, is_blank, open_tabular
+from lists.importers.rows import (
+    Record,
+    RecordReader,
+    RowBuilder,
+    is_blank,
+    open_tabular,
+    parse_tabular,
+    read_tabular_headers,
+)
 from lists.importers.validation import find_duplicates, validate_row
 
 __all__ = [
@@ -51,27 +61,24 @@ __all__ = [
 
 Parser = Callable[..., Iterator[RowResult]]
 
-PARSERS: dict[str, Parser] = {
-    "csv": csv.parse,
-    "xlsx": xlsx.parse,
-    "xls": xls.parse,
-    "keyvalue": keyvalue.parse,
-    "jsonl": jsonl.parse,
-}
-HEADER_READERS: dict[str, Callable[..., list[str]]] = {
-    "csv": csv.read_headers,
-    "xlsx": xlsx.read_headers,
-    "xls": xls.read_headers,
-    "keyvalue": keyvalue.read_headers,
-    "jsonl": jsonl.read_headers,
-}
-FORMATS = tuple(PARSERS)
-# Formats whose records are read apart from building rows, so that other processes can build them.
-RECORD_READERS: dict[str, Callable[[bytes, ParseOptions], Iterator[Record]]] = {
+# Tabular formats only read records; rows.parse_tabular builds them into rows, so that other
+# processes can build them too (lists.services.batches.workers).
+RECORD_READERS: dict[str, RecordReader] = {
     "csv": csv.text_records,
     "xlsx": lambda payload, options: xlsx.records(payload, options.limits),
     "xls": lambda payload, options: xls.records(payload, options.limits),
 }
+PARSERS: dict[str, Parser] = {
+    **{name: partial(parse_tabular, read) for name, read in RECORD_READERS.items()},
+    "keyvalue": keyvalue.parse,
+    "jsonl": jsonl.parse,
+}
+HEADER_READERS: dict[str, Callable[..., list[str]]] = {
+    **{name: partial(read_tabular_headers, read) for name, read in RECORD_READERS.items()},
+    "keyvalue": keyvalue.read_headers,
+    "jsonl": jsonl.read_headers,
+}
+FORMATS = tuple(PARSERS)
 
 
 def parse(

@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
-from datetime import date
+from collections.abc import Iterator
 from typing import TextIO
 
-from lists.importers.base import Limits, ListSchema, ParseOptions, RowResult, start_rows
+from lists.importers.base import ParseOptions
 from lists.importers.decoding import capped_lines, open_text, sniff_delimiter
-from lists.importers.rows import Record, header_row, reject_keyvalue_layout, tabular_rows
+from lists.importers.rows import Record
 
 _SAMPLE_CHARS = 64 * 1024
-
-
-def parse(
-    payload: bytes,
-    schema: ListSchema,
-    *,
-    limits: Limits | None = None,
-    overrides: Mapping[str, str | None] | None = None,
-    today: date | None = None,
-) -> Iterator[RowResult]:
-    """Yield one RowResult per non-blank line after the header; the header is line 1 or later."""
-    options = ParseOptions.make(limits, overrides, today)
-    return start_rows(tabular_rows(text_records(payload, options), schema, options))
-
-
-def read_headers(payload: bytes, *, limits: Limits | None = None) -> list[str]:
-    """Return the header row, for showing the column mapping before the import."""
-    options = ParseOptions.make(limits)
-    records = reject_keyvalue_layout(text_records(payload, options))
-    return next((header_row(cells, options) for _line, cells, _problem in records if any(cells)), [])
 
 
 def text_records(payload: bytes, options: ParseOptions) -> Iterator[Record]:

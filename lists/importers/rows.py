@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from itertools import chain, islice
 from typing import Any
 
-from lists.importers.base import ImportRejected, Limits, ListSchema, ParseOptions, RowResult
+from lists.importers.base import ImportRejected, Limits, ListSchema, ParseOptions, RowResult, start_rows
 from lists.importers.headers import ColumnMapping, HeaderMapping, map_headers
 from lists.importers.schema import DATE
 from lists.importers.validation import check_cell, is_oversized, is_plain_cell, shown, validate_row
@@ -196,6 +196,30 @@ def looks_like_keyvalue(rows: list[list[Any]]) -> bool:
         return False  # no repeat, or a header row repeated in a concatenated export
     block = keys[:period]
     return all(block) and len(set(block)) == period and keys[period + 1 : period + 2] in ([], keys[1:2])
+
+
+RecordReader = Callable[[bytes, ParseOptions], Iterator[Record]]
+
+
+def parse_tabular(
+    read: RecordReader,
+    payload: bytes,
+    schema: ListSchema,
+    *,
+    limits: Limits | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    today: date | None = None,
+) -> Iterator[RowResult]:
+    """Return the rows of a file whose records `read` yields; the header is the first non-blank one."""
+    options = ParseOptions.make(limits, overrides, today)
+    return start_rows(tabular_rows(read(payload, options), schema, options))
+
+
+def read_tabular_headers(read: RecordReader, payload: bytes, *, limits: Limits | None = None) -> list[str]:
+    """Return the header row, for showing the column mapping before the import."""
+    options = ParseOptions.make(limits)
+    records = reject_keyvalue_layout(read(payload, options))
+    return next((header_row(cells, options) for _line, cells, _problem in records if not is_blank(cells)), [])
 
 
 def tabular_rows(records: Iterator[Record], schema: ListSchema, options: ParseOptions) -> Iterator[RowResult]:

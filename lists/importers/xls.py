@@ -6,37 +6,16 @@ takes is bounded by the upload size limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import date
+from collections.abc import Iterator
 from typing import Any
 
 import xlrd
 
-from lists.importers.base import ImportRejected, Limits, ListSchema, ParseOptions, RowResult, start_rows
-from lists.importers.rows import Record, header_row, reject_keyvalue_layout, sheet_rows, tabular_rows
+from lists.importers.base import ImportRejected, Limits
+from lists.importers.rows import Record, sheet_rows
 
 NOT_XLS = "not a valid XLS file"
 _ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
-
-
-def parse(
-    payload: bytes,
-    schema: ListSchema,
-    *,
-    limits: Limits | None = None,
-    overrides: Mapping[str, str | None] | None = None,
-    today: date | None = None,
-) -> Iterator[RowResult]:
-    """Yield one RowResult per non-empty row of the first sheet with data; line_no is the Excel row."""
-    options = ParseOptions.make(limits, overrides, today)
-    return start_rows(tabular_rows(records(payload, options.limits), schema, options))
-
-
-def read_headers(payload: bytes, *, limits: Limits | None = None) -> list[str]:
-    """Return the header row of the first sheet with data."""
-    options = ParseOptions.make(limits)
-    rows = reject_keyvalue_layout(records(payload, options.limits))
-    return next((header_row(cells, options) for _line, cells, _problem in rows), [])
 
 
 def records(payload: bytes, limits: Limits) -> Iterator[Record]:

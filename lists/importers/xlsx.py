@@ -12,16 +12,15 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
-from datetime import date
+from collections.abc import Iterator
 from typing import Any
 
 import defusedxml  # noqa: F401  (openpyxl switches to defused parsing only when this imports)
 from openpyxl import load_workbook
 from openpyxl.workbook.workbook import Workbook
 
-from lists.importers.base import MIB, ImportRejected, Limits, ListSchema, ParseOptions, RowResult, start_rows
-from lists.importers.rows import Record, header_row, reject_keyvalue_layout, sheet_rows, tabular_rows
+from lists.importers.base import MIB, ImportRejected, Limits
+from lists.importers.rows import Record, sheet_rows
 
 NOT_XLSX = "not a valid XLSX file"
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
@@ -30,26 +29,6 @@ _RATIO_FLOOR = 1 * MIB  # small parts may compress well without being a threat
 _DECLARATIONS = tuple(
     word.encode(codec) for word in ("<!doctype", "<!entity") for codec in ("ascii", "utf-16-le", "utf-16-be")
 )
-
-
-def parse(
-    payload: bytes,
-    schema: ListSchema,
-    *,
-    limits: Limits | None = None,
-    overrides: Mapping[str, str | None] | None = None,
-    today: date | None = None,
-) -> Iterator[RowResult]:
-    """Yield one RowResult per non-empty row of the first sheet with data; line_no is the Excel row."""
-    options = ParseOptions.make(limits, overrides, today)
-    return start_rows(tabular_rows(records(payload, options.limits), schema, options))
-
-
-def read_headers(payload: bytes, *, limits: Limits | None = None) -> list[str]:
-    """Return the header row of the first sheet with data."""
-    options = ParseOptions.make(limits)
-    rows = reject_keyvalue_layout(records(payload, options.limits))
-    return next((header_row(cells, options) for _line, cells, _problem in rows), [])
 
 
 def check_archive(payload: bytes, limits: Limits) -> None:
