@@ -67,10 +67,19 @@ def content_sha256(content: dict[str, Any]) -> str:
 
 
 def issue_report(*, subject: Subject, language: str) -> tuple[CreditReport, SubjectProfile]:
-    """Store a new numbered report of the subject's public records; return it and the profile."""
+    """Return the numbered report of the subject's public records, and the profile it shows.
+
+    The same records in the same language on the same day keep one number: the report is a GET
+    anyone (or any crawler) may repeat, so repeating it must not store a row each time.
+    """
     profile = subject_profile(subject)
     digest = content_sha256(report_content(profile))
     now = timezone.now()
+    same = CreditReport.objects.filter(
+        subject=subject, language=language, content_sha256=digest, issued_at__date=timezone.localdate(now)
+    ).first()
+    if same is not None:
+        return same, profile
     for _ in range(5):  # a random suffix collides about never; retry rather than fail if it does
         number = f"XY{timezone.localtime(now):%Y%m%d}{secrets.token_hex(4).upper()}"
         try:

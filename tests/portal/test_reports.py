@@ -77,3 +77,17 @@ def test_verification_says_when_records_changed_since_the_report(client):
     )
     assert response.context["verification"].hash_matches
     assert response.context["verification"].records_changed
+
+
+def test_repeating_a_report_keeps_its_number_until_the_records_change(client):
+    subject = _subject_with_listing()
+    page, pdf = (
+        reverse("public:report-page", args=[subject.pk]),
+        reverse("public:report-pdf", args=[subject.pk]),
+    )
+    for url in (page, page, pdf):
+        client.get(url, HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert CreditReport.objects.filter(subject=subject).count() == 1
+    ListingFactory(subject=subject, credit_list=CreditList.objects.get(code="SPC_DEFAULTER"))
+    client.get(page, HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert CreditReport.objects.filter(subject=subject).count() == 2
