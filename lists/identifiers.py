@@ -51,7 +51,10 @@ class Identifier:
 def compact_identifier(text: str) -> str:
     """Return the identifier without full-width forms, separators or lower case."""
     text = text or ""
-    if not text.isascii():  # NFKC leaves ASCII as it is; most files never need it
+    if text.isascii():  # NFKC leaves ASCII as it is; most files never need it
+        if text.isalnum():  # the usual code: nothing to remove (ingest calls this twice a row)
+            return text.upper()
+    else:
         text = unicodedata.normalize("NFKC", text)
     return _SEPARATORS.sub("", text).upper()
 
