@@ -1,4 +1,8 @@
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from agencies.admin import ReadOnlyAdmin
 
@@ -18,6 +22,7 @@ from .models import (
     Source,
     Subject,
 )
+from .services.feed import with_data
 
 
 @admin.register(CreditList)
@@ -78,7 +83,17 @@ class BatchRowAdmin(ReadOnlyAdmin):
 class ChangeAdmin(ReadOnlyAdmin):
     list_display = ["seq", "op", "reason", "credit_list", "listing", "created_at"]
     list_filter = ["op", "reason"]
-    raw_id_fields = ["subject", "listing", "batch"]
+    raw_id_fields = ["subject", "listing", "batch", "row"]
+    # A listing a batch added keeps its data in its batch row: show what the feed shows.
+    exclude = ["data"]
+    readonly_fields = ["published_data"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Change]:
+        return with_data(super().get_queryset(request))
+
+    @admin.display(description="data, as the feed shows it")
+    def published_data(self, change: Change) -> Any:
+        return change.published  # type: ignore[attr-defined]
 
 
 @admin.register(Holiday)

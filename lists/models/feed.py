@@ -58,7 +58,7 @@ class Change(models.Model):
         db_index=False,
     )
     # A publication's added listings keep their data in their batch rows, which are kept for
-    # good: writing each one's document again here doubled the cost of publishing a big batch.
+    # good: writing each one's document again here took a third of a big publication's time.
     # Read the data through lists.services.feed (feed_data_sql(), with_data()), never directly.
     data = models.JSONField(
         null=True, blank=True, help_text="The listing as published after the change; NULL: see `row`"

@@ -233,6 +233,16 @@ def test_the_feed_shows_each_added_listing_as_published_for_new_and_known_subjec
     assert known.published["name"] == "测试1贸易集团有限公司"
 
 
+def test_the_admin_shows_an_added_listings_change_as_the_feed_does(
+    tax_list, uploader, approver, admin_client
+):
+    batch = publish(load(tax_list, csv_bytes(company(1)), user=uploader), approver)
+    change = Change.objects.get(batch=batch)
+    page = admin_client.get(f"/admin/lists/change/{change.pk}/change/")
+    assert page.status_code == 200 and change.data is None
+    assert "测试1贸易有限公司" in page.content.decode()
+
+
 def test_a_change_with_neither_data_nor_a_batch_row_is_refused(tax_list):
     with pytest.raises(IntegrityError, match="change_has_data"), transaction.atomic():
         Change.objects.create(
