@@ -39,10 +39,6 @@ class ListingQuerySet(models.QuerySet["Listing"]):
         """Return the subject's listings."""
         return self.filter(subject=subject)
 
-    def due_to_expire(self, today: dt.date) -> ListingQuerySet:
-        """Return in-force listings whose publication period has ended."""
-        return self.in_force().filter(expires_on__lt=today)
-
 
 class Listing(models.Model):
     """One record of a subject on a list, from one official decision."""
