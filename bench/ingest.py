@@ -164,7 +164,7 @@ def run(
     assert first.counts["add"] == rows, first.counts
     # An approver reads the preview first; by then the server has checkpointed the validation's
     # writes (checkpoint_timeout is 5 min). Without this the publish shares the 2 cores with that
-    # checkpoint: 65–70 s instead of 57–59 s on the machine of docs/benchmarks.md.
+    # checkpoint (65–70 s instead of 57–62 s in session 4's runs, docs/benchmarks.md's history).
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
     timed("publish", results, batches.publish_batch, batch_id=first.pk, waived_by="bench/ingest.py")
