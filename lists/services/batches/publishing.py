@@ -32,9 +32,9 @@ CORE_DATA_KEYS = [
     "reference", "reason", "decided_on", "published_on", "expires_on",
 ]  # fmt: skip
 
-# ON COMMIT DROP is not enough: inside an outer transaction (a test, a sync run) the tables
-# outlive this savepoint, so they are dropped explicitly before and after.
-_DROP = "DROP TABLE IF EXISTS _pub; DROP TABLE IF EXISTS _newsubj;"
+# ON COMMIT DROP is not enough: inside an outer transaction (a test, a sync run) the table
+# outlives this savepoint, so it is dropped explicitly before and after.
+_DROP = "DROP TABLE IF EXISTS _pub"
 # The listing's columns are taken out of `data` here rather than staging the whole document:
 # every step below reads the staged table again, and a third of the width reads faster.
 _STAGE = """
@@ -42,9 +42,7 @@ _STAGE = """
     SELECT q.*, COALESCE('u:' || uscc, 'p:' || pid_hash, 'l:' || legacy, 'o:' || org,
                          'n:' || name || '|' || region) COLLATE "C" AS skey
     FROM (
-    SELECT r.id AS row_id, r.action, r.source_key, r.content_hash,
-           -- An added listing's id is drawn here, so its change can be written from this table.
-           CASE WHEN r.action = 'add' THEN nextval(%(listing_ids)s::regclass) ELSE r.listing_id END AS listing_id,
+    SELECT r.id AS row_id, r.action, r.source_key, r.content_hash, r.listing_id,
            {row_values}, r.data - %(core)s::text[] AS extra,
            l.subject_id AS subject_id,
            COALESCE(NULLIF(r.data->>'subject_type', ''), %(default_type)s) AS subject_type,
@@ -92,34 +90,47 @@ _RESOLVABLE = [
 _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S608 - constants
     ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
 )
-# _newsubj maps each staged key to its subject's id: new subjects here, known ones that get a
-# new listing in _KNOWN_SUBJECTS. New subjects' ids are drawn first and the rows inserted from
-# the table, as an INSERT … RETURNING would keep a million rows to read back. Staged rows find
-# their subject by key: setting subject_id on a million staged rows cost ~8 s. Equal keys
-# resolve to the same subject (the key is the identifier the lookups above use), so the key is
-# unique in the table. It sorts in "C": byte order is all that is needed, and a locale
-# comparison cost a second per million keys.
-_NEW_SUBJECTS = """
-    CREATE TEMP TABLE _newsubj ON COMMIT DROP AS
-    SELECT nextval(%(subject_ids)s::regclass) AS id, skey, subject_type, name, name_en, aliases,
-           region AS region_code, uscc, pid_hash AS person_id_hash, pid_masked AS person_id_masked,
-           CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END AS legacy_ids,
-           COALESCE(org, substr(uscc, 9, 9), '') AS org_code
-    FROM (SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
-                 pid_masked, legacy, org
-          FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src;
-    INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
-                               legacy_ids, person_id_hash, person_id_masked, region_code,
-                               is_synthetic, created_at, updated_at)
-    SELECT id, subject_type, name, name_en, aliases, '{}', uscc, org_code, legacy_ids, person_id_hash,
-           person_id_masked, region_code, false, now(), now()
-    FROM _newsubj;
-"""
-_KNOWN_SUBJECTS = """
-    INSERT INTO _newsubj (id, skey)
-    SELECT DISTINCT ON (skey) subject_id, skey FROM _pub WHERE action = 'add' AND subject_id IS NOT NULL
-    ORDER BY skey;
-    ANALYZE _newsubj;
+# A staged row without a subject gets a new one, one per key: equal keys resolve to the same
+# subject (the key is the identifier the lookups above use). The key sorts in "C": byte order is
+# all that is needed, and a locale comparison cost a second per million keys.
+# One statement writes the new subjects, the added listings and their changes: the CTEs stay in
+# memory, where a temporary table of new subjects, a second join to it and the write of each
+# cost seconds a million. Ids are drawn here rather than read back with RETURNING. A missing
+# subject leaves subject_id NULL, which fails.
+_ADD = """
+    WITH new_subjects AS MATERIALIZED (
+        SELECT nextval(%(subject_ids)s::regclass) AS id, src.* FROM (
+            SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
+                   pid_masked, legacy, org
+            FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src
+    ), subjects AS (
+        INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
+                                   legacy_ids, person_id_hash, person_id_masked, region_code,
+                                   is_synthetic, created_at, updated_at)
+        SELECT id, subject_type, name, name_en, aliases, '{}', uscc, COALESCE(org, substr(uscc, 9, 9), ''),
+               CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END, pid_hash, pid_masked, region,
+               false, now(), now()
+        FROM new_subjects
+    ), added AS MATERIALIZED (
+        SELECT nextval(%(listing_ids)s::regclass) AS listing_id, COALESCE(p.subject_id, n.id) AS subject_id,
+               p.row_id, p.source_key, p.reference, p.reason, p.severity, p.decided_on, p.published_on,
+               p.expires_on, p.extra, p.content_hash
+        FROM _pub p LEFT JOIN new_subjects n ON p.subject_id IS NULL AND n.skey = p.skey
+        WHERE p.action = 'add'
+    ), listings AS (
+        INSERT INTO lists_listing (id, subject_id, credit_list_id, source_key, reference, reason, severity,
+            decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
+            last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
+        SELECT listing_id, subject_id, %(list)s, source_key, reference, reason, severity, decided_on,
+               published_on, expires_on, CASE WHEN expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
+               extra, content_hash, %(batch)s, %(batch)s, now(), now(), now(),
+               CASE WHEN expires_on < CURRENT_DATE THEN now() END  -- the status feed_data_sql shows
+        FROM added
+    )
+    -- Their change-feed entries point at the batch rows, which hold their data (see Change.data):
+    -- a million documents built and written again here were a third of the publication's time.
+    INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, row_id, created_at)
+    SELECT 'add', 'publish', subject_id, listing_id, %(list)s, %(batch)s, row_id, now() FROM added
 """
 # A known subject whose name changed keeps the old one as a former name.
 _RENAMED = """
@@ -157,29 +168,6 @@ _UPDATE_CHANGED = f"""
         last_batch_id = %(batch)s, last_seen_at = now(), last_changed_at = now()
     FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
-_ADDED_STATUS = (
-    "CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END"  # as feed_data_sql shows it
-)
-# Added listings are found again by their changes (see ADDED), so the staged rows are not
-# rewritten just to point at them. A missing subject leaves subject_id NULL, which fails.
-_INSERT_ADDED = f"""
-    INSERT INTO lists_listing (id, subject_id, credit_list_id, source_key, reference, reason, severity,
-        decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
-        last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
-    SELECT p.listing_id, n.id, %(list)s, p.source_key, p.reference, p.reason, p.severity,
-           p.decided_on, p.published_on, p.expires_on, {_ADDED_STATUS}, p.extra, p.content_hash,
-           %(batch)s, %(batch)s, now(), now(), now(), CASE WHEN p.expires_on < CURRENT_DATE THEN now() END
-    FROM _pub p LEFT JOIN _newsubj n ON n.skey = p.skey
-    WHERE p.action = 'add'
-"""  # noqa: S608 - composed from constants; values are parameters
-# Their change-feed entries point at the batch rows, which hold their data (see Change.data):
-# a million documents built and written again here were a third of the publication's time.
-_INSERT_ADDED_CHANGES = """
-    INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, row_id, created_at)
-    SELECT 'add', 'publish', s.id, p.listing_id, %(list)s, %(batch)s, p.row_id, now()
-    FROM _pub p JOIN _newsubj s ON s.skey = p.skey
-    WHERE p.action = 'add'
-"""
 # An unchanged listing takes the row's digest: equal content, but maybe digested another way.
 _SEEN = """
     UPDATE lists_listing l SET last_seen_at = now(), content_hash = r.content_hash
@@ -215,7 +203,7 @@ def touched_filter(batch: Batch, action: str) -> tuple[str, list[Any]]:
 
 
 LISTING_ID_SEQUENCE, SUBJECT_ID_SEQUENCE = "lists_listing_id_seq", "lists_subject_id_seq"
-FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added ones: _INSERT_ADDED_CHANGES
+FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added ones: _ADD
 INLINE_MEASURES_MAX = 20_000
 ANALYZED = ("lists_subject", "lists_listing", "lists_batchrow")
 
@@ -273,9 +261,9 @@ def publish_batch(
             cursor.execute("SET LOCAL work_mem = '1GB'")
         lock_feed()  # under the lock every change after `before` is this batch's
         before = data_version()
-        with step(batch, "subjects and names"):
+        with step(batch, "staging and known subjects"):
             _write_subjects(params)
-        with step(batch, "listings and their changes"):
+        with step(batch, "new subjects, listings and their changes"):
             touched = _write_listings(params, batch.counts)
         with step(batch, "change feed"):
             touched += _write_feed(batch, before)
@@ -320,6 +308,7 @@ def _check_publishable(batch: Batch, approver: Any, waived_by: str, skip_invalid
 
 
 def _write_subjects(params: dict[str, Any]) -> None:
+    """Stage the batch's rows, find their known subjects and update those renamed."""
     with connection.cursor() as cursor:
         cursor.execute(_DROP)
         cursor.execute(_STAGE, params)
@@ -327,17 +316,9 @@ def _write_subjects(params: dict[str, Any]) -> None:
         for count, sql in zip(cursor.fetchone(), _RESOLVE, strict=True):
             if count:
                 cursor.execute(sql)
-        cursor.execute(_NEW_SUBJECTS, params)
-        cursor.execute("SELECT count(*) FROM _newsubj")
-        new_count = cursor.fetchone()[0]
-        if new_count <= INLINE_MEASURES_MAX:
-            cursor.execute("SELECT id, name, name_en, aliases FROM _newsubj")
-            new = cursor.fetchall()
         cursor.execute(_RENAMED)
         renamed = cursor.fetchall()
-        cursor.execute(_KNOWN_SUBJECTS)
-    if new_count <= INLINE_MEASURES_MAX:
-        _index_names([(i, n, e, a, []) for i, n, e, a in new], replace=False)
+    # New subjects' names are indexed by index_new_names, once the batch's changes are written.
     _index_names(renamed, replace=True)
 
 
@@ -386,7 +367,7 @@ def _index_names(subjects: list[tuple[Any, ...]], *, replace: bool) -> None:
 
 
 def _write_listings(params: dict[str, Any], counts: dict[str, Any]) -> int:
-    """Write the batch's listings and the change-feed entries of those added; return how many added."""
+    """Write the batch's new subjects, its listings and the changes of those added; return how many added."""
     changed, removed = counts.get("change"), counts.get("remove")
     with connection.cursor() as cursor:
         # Each statement but the inserts reads the batch's rows of one action: skipped when the
@@ -395,9 +376,8 @@ def _write_listings(params: dict[str, Any], counts: dict[str, Any]) -> int:
             cursor.execute(_KEEP_BEFORE, params)
         if changed:
             cursor.execute(_UPDATE_CHANGED, params)
-        cursor.execute(_INSERT_ADDED, params)
+        cursor.execute(_ADD, params)
         added = cursor.rowcount
-        cursor.execute(_INSERT_ADDED_CHANGES, params)
         if removed:
             cursor.execute(_REMOVE, params)
         if counts.get("unchanged"):
