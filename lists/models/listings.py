@@ -35,6 +35,10 @@ class ListingQuerySet(models.QuerySet["Listing"]):
         """Return listings that are published and not ended (active or under review)."""
         return self.filter(status__in=Listing.IN_FORCE)
 
+    def of_any_status(self) -> ListingQuerySet:
+        """Spell out "in force or not", which lets a query by list use both partial list indexes."""
+        return self.filter(Q(status__in=Listing.IN_FORCE) | ~Q(status__in=Listing.IN_FORCE))
+
     def for_subject(self, subject: Subject) -> ListingQuerySet:
         """Return the subject's listings."""
         return self.filter(subject=subject)
@@ -60,7 +64,7 @@ class Listing(models.Model):
 
     # Both keys are checked by triggers once per statement (migration 0002), not by a deferred
     # trigger per row, which cost ~14 s at the COMMIT of a million-row publication. No
-    # single-column indexes: (subject, status) and (credit_list, status) serve those lookups.
+    # single-column indexes: (subject, status) and the list indexes below serve those lookups.
     subject = models.ForeignKey(
         Subject, on_delete=models.PROTECT, related_name="listings", db_index=False, db_constraint=False
     )
@@ -106,7 +110,14 @@ class Listing(models.Model):
         ]
         indexes = [
             models.Index(fields=["subject", "status"]),
-            models.Index(fields=["credit_list", "status"]),
+            # A list's listings in force are found by listing_one_in_force_per_source_record,
+            # so this one holds only ended listings: a new listing costs one entry fewer (~2 s
+            # a million). A query by list and any status says so (ListingQuerySet.of_any_status).
+            models.Index(
+                fields=["credit_list", "status"],
+                condition=~Q(status__in=["active", "disputed"]),
+                name="listing_ended_per_list",
+            ),
             # Only listings that can expire: most stay until removed, and a NULL entry per
             # listing is a cost paid by every publication (`expires_on < …` implies NOT NULL).
             models.Index(

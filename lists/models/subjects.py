@@ -64,9 +64,8 @@ class Subject(models.Model):
             # array, a cost paid by every new subject. Queries add the same condition.
             GinIndex(fields=["legacy_ids"], name="subject_legacy_ids_gin", condition=~Q(legacy_ids=[])),
             models.Index(fields=["org_code"], name="subject_org_code"),
-            models.Index(
-                fields=["region_code"], name="subject_region_code", opclasses=["varchar_pattern_ops"]
-            ),
+            # No index on region_code: searches filter the subjects they found by region, and
+            # an entry per subject cost every publication ~2 s a million.
         ]
 
     def __str__(self) -> str:

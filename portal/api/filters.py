@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django_filters.fields import IsoDateTimeField
 
 from lists.models import CreditList, Listing, Subject, SubjectType
+from lists.models.listings import ListingQuerySet
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -33,8 +34,8 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
 class ListingFilter(django_filters.FilterSet):
     """Filter listings by list, agency, status, subject and change time."""
 
-    list = django_filters.CharFilter(field_name="credit_list__code")
-    agency = django_filters.CharFilter(field_name="credit_list__agency__code")
+    list = django_filters.CharFilter(field_name="credit_list__code", method="_of_lists")
+    agency = django_filters.CharFilter(field_name="credit_list__agency__code", method="_of_lists")
     status = django_filters.ChoiceFilter(choices=Listing.Status.choices)
     subject = django_filters.NumberFilter(field_name="subject_id", min_value=1, max_value=2**62)
     changed_since = UtcIsoDateTimeFilter(field_name="last_changed_at", lookup_expr="gte")
@@ -44,6 +45,9 @@ class ListingFilter(django_filters.FilterSet):
     class Meta:
         model = Listing
         fields = ["list", "agency", "status", "subject", "changed_since", "decided_since", "expires_before"]
+
+    def _of_lists(self, queryset: ListingQuerySet, name: str, value: str) -> ListingQuerySet:
+        return queryset.filter(**{name: value}).of_any_status()
 
 
 class SubjectFilter(django_filters.FilterSet):
