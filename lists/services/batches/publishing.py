@@ -93,10 +93,10 @@ _CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S6
 # A staged row without a subject gets a new one, one per key: equal keys resolve to the same
 # subject (the key is the identifier the lookups above use). The key sorts in "C": byte order is
 # all that is needed, and a locale comparison cost a second per million keys.
-# One statement writes the new subjects, the added listings and their changes: the CTEs stay in
-# memory, where a temporary table of new subjects, a second join to it and the write of each
-# cost seconds a million. Ids are drawn here rather than read back with RETURNING. A missing
-# subject leaves subject_id NULL, which fails.
+# One statement writes the new subjects, the added listings and their changes from CTEs held in
+# memory: a temporary table of new subjects, written and then joined twice, cost seconds a
+# million. Ids are drawn here rather than read back with RETURNING. A missing subject leaves
+# subject_id NULL, which fails.
 _ADD = """
     WITH new_subjects AS MATERIALIZED (
         SELECT nextval(%(subject_ids)s::regclass) AS id, src.* FROM (
@@ -121,10 +121,11 @@ _ADD = """
         INSERT INTO lists_listing (id, subject_id, credit_list_id, source_key, reference, reason, severity,
             decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
             last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
+        -- With the status feed_data_sql shows for an added listing.
         SELECT listing_id, subject_id, %(list)s, source_key, reference, reason, severity, decided_on,
                published_on, expires_on, CASE WHEN expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
                extra, content_hash, %(batch)s, %(batch)s, now(), now(), now(),
-               CASE WHEN expires_on < CURRENT_DATE THEN now() END  -- the status feed_data_sql shows
+               CASE WHEN expires_on < CURRENT_DATE THEN now() END
         FROM added
     )
     -- Their change-feed entries point at the batch rows, which hold their data (see Change.data):
