@@ -88,11 +88,13 @@ def test_listings_filter_by_list_and_status_and_page_by_cursor(client, django_as
     # By list or agency alone: listings in force and ended ones, in two indexes (see Listing).
     every = [listing.pk for listing in listings]
     by_list = client.get("/api/v1/listings", {"list": "TAX_MAJOR_VIOLATION"}).json()["results"]
-    by_agency = client.get("/api/v1/listings", {"agency": listings[0].credit_list.agency.code}).json()
-    ended = client.get("/api/v1/listings", {"list": "TAX_MAJOR_VIOLATION", "status": "repaired"}).json()
+    agency = listings[0].credit_list.agency.code
+    by_agency = client.get("/api/v1/listings", {"agency": agency}).json()["results"]
+    repaired = {"list": "TAX_MAJOR_VIOLATION", "status": "repaired"}
+    ended = client.get("/api/v1/listings", repaired).json()["results"]
     assert [row["id"] for row in by_list] == every
-    assert [row["id"] for row in by_agency["results"]] == every
-    assert [row["id"] for row in ended["results"]] == [listings[0].pk]
+    assert [row["id"] for row in by_agency] == every
+    assert [row["id"] for row in ended] == [listings[0].pk]
 
 
 def test_changed_since_takes_any_offset_python_accepts_and_rejects_times_out_of_range(client) -> None:  # type: ignore[no-untyped-def]
