@@ -25,7 +25,9 @@ IDENTIFIER_SQL = "COALESCE(s.uscc, NULLIF(s.person_id_masked, ''), s.org_code)"
 ROW_VALUES_SQL = {
     "reference": "COALESCE(r.data->>'reference', '')",
     "reason": "COALESCE(r.data->>'reason', '')",
-    "severity": "CASE WHEN r.data->>'severity' IN ('minor', 'general', 'serious') THEN r.data->>'severity' ELSE '' END",
+    "severity": "CASE WHEN r.data->>'severity' IN ({}) THEN r.data->>'severity' ELSE '' END".format(
+        ", ".join(f"'{value}'" for value in Listing.Severity.values if value)
+    ),
     "decided_on": "(r.data->>'decided_on')::date",
     "published_on": "(r.data->>'published_on')::date",
     "expires_on": "(r.data->>'expires_on')::date",

@@ -24,7 +24,6 @@ CHUNK = 5_000
 ANALYZE_ABOVE = 5_000
 NAME_MAX = 300
 REFERENCE_MAX = 300
-SEVERITIES = ("minor", "general", "serious")
 # Keys of BatchRow.data that are bookkeeping, not published content.
 INTERNAL_KEYS = ("identifier", "identifier_kind", "person_id_hash", "action", "expires_on_default", "missing")
 _INTERNAL = frozenset(INTERNAL_KEYS)
