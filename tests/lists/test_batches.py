@@ -15,7 +15,7 @@ from django.utils import timezone
 from agencies.models import AuditEvent, Membership
 from lists.models import Batch, BatchRow, Change, CreditList, Listing, Restriction, Subject, SubjectName
 from lists.services import batches, measures
-from lists.services.batches import BatchError
+from lists.services.batches import BatchError, processing
 from lists.services.batches.workers import staging_table
 from lists.services.feed import listing_snapshot, with_data
 from lists.services.periods import default_expiry
@@ -303,6 +303,25 @@ def test_a_digest_made_another_way_still_finds_no_change_and_is_refreshed(tax_li
         set(Listing.objects.filter(credit_list=tax_list).values_list("content_hash", flat=True))
         == row_digests
     )
+
+
+def test_a_publication_while_a_file_is_checked_is_in_its_preview(tax_list, uploader, approver, monkeypatch):
+    """Another approver publishes the same record after this file's rows were matched."""
+    other = load(tax_list, csv_bytes(company(1)), user=uploader, filename="other.csv")
+    analyze = processing.analyze  # of lists_batchrow: between the match and the diff
+
+    def publish_other_meanwhile(*tables, rows):  # type: ignore[no-untyped-def]
+        if tables == ("lists_batchrow",):
+            other.status = publish(other, approver).status
+        analyze(*tables, rows=rows)
+
+    monkeypatch.setattr(processing, "analyze", publish_other_meanwhile)
+    batch = load(tax_list, csv_bytes(company(1), company(2)), user=uploader)
+    assert other.status == Batch.Status.PUBLISHED
+    assert (batch.counts["add"], batch.counts["unchanged"]) == (1, 1)
+    assert batch.rows.get(line_no=2).action == "unchanged"
+    publish(batch, approver)
+    assert Listing.objects.filter(credit_list=tax_list).count() == 2
 
 
 def test_invalid_rows_block_publishing_unless_skipped(tax_list, uploader, approver):

@@ -125,11 +125,13 @@ def insert_matched(
             cursor.execute("RESET work_mem")
 
 
-def compute_diff(batch: Batch, *, last_line: int, fresh: bool = False) -> dict[str, int]:
+def compute_diff(batch: Batch, *, last_line: int, matched_at: int | None = None) -> dict[str, int]:
     """Set every staged row's action against the published list; return the counts.
 
-    `fresh` rows were just inserted through insert_matched(): the reset and the match (each a
-    rewrite of every row, the slowest statements here) are skipped.
+    `matched_at` is the list's feed position read before its rows went in through
+    insert_matched(). While the list is still there, the reset and the match (each a rewrite of
+    every row, the slowest statements here) are skipped. Once another batch or an expiry has
+    changed it, the rows are matched again: the preview must show what publishing would change.
     """
     params: dict[str, Any] = {
         "batch": batch.pk,
@@ -139,7 +141,7 @@ def compute_diff(batch: Batch, *, last_line: int, fresh: bool = False) -> dict[s
     }
     with connection.cursor() as cursor:
         base_seq = feed_position(batch.credit_list_id)
-        if not fresh:
+        if base_seq != matched_at:
             cursor.execute(_DROP_MISSING, params)
             cursor.execute(_RESET, params)
             cursor.execute(_MATCH, params)

@@ -31,7 +31,7 @@ from ...importers.decoding import detect_encoding
 from ...models import Batch, BatchRow, CreditList
 from ..locks import BATCH_LOCK_CLASS, session_lock
 from ..raw_files import RawFileError, read_raw_file, store_raw_file
-from .diffing import compute_diff, insert_matched
+from .diffing import compute_diff, feed_position, insert_matched
 from .staging import RowStager, analyze, chunks, copy_rows, list_schema
 from .workers import WorkerFailed, create_staging_table, drop_staging_table, stage_in_workers, staging_table
 
@@ -166,6 +166,9 @@ def _process_batch(batch_id: int) -> Batch:
         payload = read_raw_file(batch)
     except RawFileError as exc:
         return _fail(batch, str(exc))
+    # Read before any row is matched: a publication that commits while a big file is staged
+    # is then seen by compute_diff, which matches the rows again.
+    matched_at = feed_position(batch.credit_list_id)
     try:
         same_file = _same_file_today(batch, batch.file_format or detect_format(payload))
         if same_file is not None:
@@ -184,7 +187,7 @@ def _process_batch(batch_id: int) -> Batch:
         )
     _progress(batch, 85, "comparing with the published list")
     analyze("lists_batchrow", rows=last_line)
-    counts = compute_diff(batch, last_line=last_line, fresh=True)
+    counts = compute_diff(batch, last_line=last_line, matched_at=matched_at)
     confirmed = bool(batch.header_mapping.get("confirmed"))
     status = Batch.Status.NEEDS_MAPPING if uncertain and not confirmed else Batch.Status.READY
     batch.counts, batch.status, batch.progress, batch.progress_note = counts, status, 100, "done"
