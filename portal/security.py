@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 
@@ -10,6 +11,24 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
 IDLE_KEY = "_last_seen"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """Return the address a request came from, for sign-in and filing limits and the audit log.
+
+    Behind TRUSTED_PROXY_COUNT proxies it is the entry that many places from the right of
+    X-Forwarded-For: the one the outermost proxy wrote. Entries further left are the client's
+    own words. A header too short to have passed every proxy, or not an address, is not believed.
+    """
+    remote = request.META.get("REMOTE_ADDR")
+    hops = settings.TRUSTED_PROXY_COUNT
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if hops <= 0 or len(forwarded) < hops:
+        return remote
+    try:
+        return str(ipaddress.ip_address(forwarded[-hops]))
+    except ValueError:
+        return remote
 
 
 class SecurityHeadersMiddleware:

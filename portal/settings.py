@@ -187,6 +187,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # then is "https" in it trusted. Never set it without such a proxy, or clients could spoof it.
 if env("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (env("DJANGO_SECURE_PROXY_SSL_HEADER"), "https")
+# How many proxies in front of the portal each append the address they were reached from to
+# X-Forwarded-For (portal.security.client_ip). 0: the client is REMOTE_ADDR and the header is
+# ignored, as it must be without such proxies: any client can write it.
+TRUSTED_PROXY_COUNT = int(env("DJANGO_TRUSTED_PROXY_COUNT", "0"))
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 # No script reads the CSRF cookie (forms carry the token), so scripts need not see it either.

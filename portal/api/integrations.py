@@ -21,6 +21,7 @@ from agencies.models import ApiKey
 from lists.models import Batch, CreditList, Export, Watchlist, Webhook, WebhookDelivery
 from lists.services import exports, webhooks
 
+from ..security import client_ip
 from . import serializers as s
 from .permissions import CanPush, HasKey, key_of
 
@@ -190,7 +191,7 @@ class BatchPush(APIView):
                 origin=Batch.Origin.API,
                 api_key=key_of(request),
                 file_format=form.validated_data.get("file_format"),
-                ip_address=request.META.get("REMOTE_ADDR"),
+                ip_address=client_ip(request),
             )
         except BatchError as exc:
             raise serializers.ValidationError({"file": str(exc)}) from None

@@ -19,6 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from ..security import client_ip
 from .permissions import key_of
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class KeyQuotaThrottle(BaseThrottle):
         now = int(time.time())
         minute, today = now // 60, now // DAY
         if key is None:
-            ident = f"anon:{self.get_ident(request)}"
+            ident = f"anon:{client_ip(request)}"
             limits = [(settings.XY_API_ANON_PER_MINUTE, 60 - now % 60)]
             windows = [(f"xy:api:rate:{ident}:{minute}", 61, 1)]
         else:

@@ -24,6 +24,7 @@ from lists.services.cases import (
     repair_refusal,
 )
 
+from ..security import client_ip
 from .forms import AddEvidenceForm, ObjectionForm, RepairForm, TrackForm
 
 SESSION_ACCESS = "case_access"
@@ -92,7 +93,7 @@ def repair_new(request: HttpRequest, listing_id: int) -> HttpResponse:
 
 
 def _check_filing_limit(request: HttpRequest) -> None:
-    key = f"cases:file:ip:{request.META.get('REMOTE_ADDR')}"
+    key = f"cases:file:ip:{client_ip(request)}"
     if cache.get(key, 0) >= FILING_LIMIT_PER_IP:
         raise CaseRefused(FILING_LIMIT_ERROR)
     cache.add(key, 0, FILING_WINDOW_SECONDS)
@@ -124,7 +125,7 @@ def track(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" or not form.is_valid():
         return render(request, "cases/track.html", {"form": form})
     number = form.cleaned_data["number"]
-    keys = [f"cases:track:ip:{request.META.get('REMOTE_ADDR')}", f"cases:track:case:{number}"]
+    keys = [f"cases:track:ip:{client_ip(request)}", f"cases:track:case:{number}"]
     if _is_limited(keys):
         form.add_error(None, "尝试次数过多，请稍后再试 Too many attempts; please try again later.")
         return render(request, "cases/track.html", {"form": form}, status=429)

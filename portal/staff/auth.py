@@ -36,7 +36,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from agencies.services import record_event
 
-from .views import LoginView, client_ip
+from ..security import client_ip
+from .views import LoginView
 
 logger = logging.getLogger(__name__)
 LOCKED_MESSAGE = (

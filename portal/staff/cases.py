@@ -30,6 +30,7 @@ from lists.services.cases import (
 )
 
 from ..cases.views import evidence_response
+from ..security import client_ip
 
 DECIDER_ROLES = (Membership.Role.APPROVER, Membership.Role.ADMIN)
 
@@ -60,10 +61,6 @@ def _visible_cases(request: HttpRequest) -> Any:
 
 def _case_for_staff(request: HttpRequest, pk: int) -> Case:
     return get_object_or_404(_visible_cases(request), pk=pk)
-
-
-def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 @login_required
@@ -109,7 +106,7 @@ def _render_detail(request: HttpRequest, case: Case, form: DecisionForm, status:
 def case_review(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark a filed case as under review."""
     case = _case_for_staff(request, pk)
-    start_review(case=case, actor=request.user, ip_address=_ip(request))
+    start_review(case=case, actor=request.user, ip_address=client_ip(request))
     return redirect("staff:case-detail", pk=case.pk)
 
 
@@ -134,11 +131,11 @@ def case_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def _decide(request: HttpRequest, case: Case, data: dict[str, Any]) -> None:
     common = {"case": case, "decision": data["decision"], "reason": data["reason"], "actor": request.user}
     if case.kind == Case.Kind.REPAIR:
-        decide_repair(**common, ip_address=_ip(request))
+        decide_repair(**common, ip_address=client_ip(request))
         return
     value = data.get("corrected_value")
     corrections = {case.field: value} if data["decision"] == Case.Decision.CORRECT and value else None
-    decide_objection(**common, ip_address=_ip(request), corrections=corrections)
+    decide_objection(**common, ip_address=client_ip(request), corrections=corrections)
 
 
 @never_cache
@@ -147,5 +144,5 @@ def case_evidence(request: HttpRequest, pk: int, evidence_id: int) -> FileRespon
     """Send one document of a case to staff of the handling agency."""
     case = _case_for_staff(request, pk)
     evidence = get_object_or_404(Evidence, case=case, pk=evidence_id)
-    record_evidence_download(evidence=evidence, actor=request.user, ip_address=_ip(request))
+    record_evidence_download(evidence=evidence, actor=request.user, ip_address=client_ip(request))
     return evidence_response(evidence)

@@ -29,6 +29,7 @@ from lists.models import Batch, BatchRow, CreditList
 from lists.services import batches
 from lists.services.batches import BatchError
 
+from ..security import client_ip
 from .forms import MappingForm, PublishForm, RejectForm, RollbackForm, UploadForm
 
 UPLOAD_ROLES = (Membership.Role.UPLOADER, Membership.Role.ADMIN)
@@ -45,11 +46,6 @@ ROW_FILTERS = {
 FIRST_PROBLEMS = 20
 ROWS_PER_PAGE = 50
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """Return the address the request came from (the proxy sets REMOTE_ADDR in production)."""
-    return request.META.get("REMOTE_ADDR")
 
 
 class LoginView(auth_views.LoginView):

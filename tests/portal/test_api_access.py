@@ -95,6 +95,14 @@ def test_anonymous_reads_share_a_low_rate_per_address(client) -> None:  # type: 
     assert codes == [200, 200, 429]
 
 
+@override_settings(XY_API_ANON_PER_MINUTE=2)
+def test_a_made_up_forwarded_address_does_not_escape_the_anonymous_rate(client) -> None:  # type: ignore[no-untyped-def]
+    codes = [
+        client.get("/api/v1/agencies", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}").status_code for n in range(3)
+    ]
+    assert codes == [200, 200, 429]
+
+
 @override_settings(REDIS_URL="redis://127.0.0.1:1/0")
 def test_without_redis_keyed_calls_fail_closed_and_anonymous_reads_go_on(client) -> None:  # type: ignore[no-untyped-def]
     _, secret = make_key(["read"])

@@ -190,6 +190,34 @@ def test_failed_sign_ins_from_one_address_lock_that_address_out(settings, tax_li
     assert sign_in(Client(REMOTE_ADDR="203.0.113.10"), user.username, PASSWORD).status_code == 302
 
 
+def test_behind_a_proxy_each_client_is_counted_and_recorded_by_its_own_address(settings, tax_list):
+    """The proxy (REMOTE_ADDR) appends the address it saw; what the client wrote before it is ignored."""
+    settings.LOGIN_FAILURES_PER_IP = 3
+    settings.TRUSTED_PROXY_COUNT = 1
+    user = MembershipFactory(agency=tax_list.agency).user
+
+    def via_proxy(forwarded: str) -> Client:
+        return Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+
+    for n in range(3):  # a new made-up address each time, before the one the proxy appends
+        sign_in(via_proxy(f"192.0.2.{n}, 203.0.113.9"), f"guess{n}", "wrong-password")
+    assert sign_in(via_proxy("203.0.113.9"), user.username, PASSWORD).status_code == 429
+    assert sign_in(via_proxy("203.0.113.10"), user.username, PASSWORD).status_code == 302
+    addresses = AuditEvent.objects.filter(action__startswith="staff.login").values_list(
+        "ip_address", flat=True
+    )
+    assert set(addresses) == {"203.0.113.9", "203.0.113.10"}
+
+
+def test_without_a_configured_proxy_a_forwarded_header_is_ignored(settings, tax_list):
+    settings.LOGIN_FAILURES_PER_IP = 3
+    user = MembershipFactory(agency=tax_list.agency).user
+    for n in range(3):
+        spoofing = Client(REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+        sign_in(spoofing, f"guess{n}", "wrong-password")
+    assert sign_in(Client(REMOTE_ADDR="203.0.113.9"), user.username, PASSWORD).status_code == 429
+
+
 def test_a_successful_sign_in_clears_the_usernames_failures(settings, tax_list):
     settings.LOGIN_FAILURES_PER_USERNAME = 3
     user = MembershipFactory(agency=tax_list.agency).user
