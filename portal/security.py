@@ -1,4 +1,4 @@
-"""Security middleware of the portal: response headers and the staff idle timeout."""
+"""Security middleware of the portal (response headers, the staff idle timeout) and the client's address."""
 
 from __future__ import annotations
 

@@ -129,9 +129,10 @@ def compute_diff(batch: Batch, *, last_line: int, matched_at: int | None = None)
     """Set every staged row's action against the published list; return the counts.
 
     `matched_at` is the list's feed position read before its rows went in through
-    insert_matched(). While the list is still there, the reset and the match (each a rewrite of
-    every row, the slowest statements here) are skipped. Once another batch or an expiry has
-    changed it, the rows are matched again: the preview must show what publishing would change.
+    insert_matched(). While the list has not changed since, the reset and the match (each a
+    rewrite of every row, the slowest statements here) are skipped. Once another batch or an
+    expiry has changed it, the rows are matched again: the preview must show what publishing
+    would change.
     """
     params: dict[str, Any] = {
         "batch": batch.pk,
