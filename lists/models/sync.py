@@ -99,6 +99,9 @@ class Source(models.Model):
     )
     trusted_at = models.DateTimeField(null=True, blank=True)
     is_enabled = models.BooleanField(default=True)
+    is_synthetic = models.BooleanField(
+        default=False, help_text="A demo feed: subjects its runs create are flagged as demo data"
+    )
     health = models.CharField(max_length=10, choices=Health.choices, default=Health.HEALTHY)
     consecutive_failures = models.PositiveIntegerField(default=0)
     next_sync_at = models.DateTimeField(null=True, blank=True, help_text="Empty: due now")

@@ -143,6 +143,7 @@ def create_demo_sources(*, base_url: str, trusted_by: Any) -> list[Source]:
                 "trusted_by": trusted_by if trusted else None,
                 "trusted_at": timezone.now() if trusted else None,
                 "next_sync_at": None,
+                "is_synthetic": True,
             },
         )
         sources.append(source)

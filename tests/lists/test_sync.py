@@ -21,7 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from lists import tasks
-from lists.models import Batch, Change, CreditList, Listing, Source
+from lists.models import Batch, Change, CreditList, Listing, Source, Subject
 from lists.services.sync import (
     SYNC_LOCK_CLASS,
     FeedUnavailable,
@@ -426,6 +426,7 @@ def test_the_demo_sources_sync_from_the_portals_own_demo_feed(live_server, setti
     assert batch.approval_waived_by.startswith("trusted source (waived by demo-sync-admin")
     names = Listing.objects.filter(credit_list=source.credit_list).values_list("subject__name", flat=True)
     assert all(name.startswith("演示") for name in names)
+    assert not Subject.objects.filter(listings__credit_list=source.credit_list, is_synthetic=False).exists()
     untrusted = Source.objects.get(credit_list__code=LIST_CODE)
     assert sync_source(source_id=untrusted.pk).status == Batch.Status.READY
 

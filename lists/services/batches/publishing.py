@@ -109,7 +109,7 @@ _ADD = """
                                    is_synthetic, created_at, updated_at)
         SELECT id, subject_type, name, name_en, aliases, '{}', uscc, COALESCE(org, substr(uscc, 9, 9), ''),
                CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END, pid_hash, pid_masked, region,
-               false, now(), now()
+               %(synthetic)s, now(), now()
         FROM new_subjects
     ), added AS MATERIALIZED (
         SELECT nextval(%(listing_ids)s::regclass) AS listing_id, COALESCE(p.subject_id, n.id) AS subject_id,
@@ -253,6 +253,8 @@ def publish_batch(
             "default_type": (credit_list.subject_types or ["legal_person"])[0],
             "listing_ids": LISTING_ID_SEQUENCE,
             "subject_ids": SUBJECT_ID_SEQUENCE,
+            # A demo feed's new subjects carry the banner every page shows for demo data.
+            "synthetic": batch.source_id is not None and batch.source.is_synthetic,
         }
         rows = int(batch.counts.get("rows", 0))
         with connection.cursor() as cursor:
