@@ -15,4 +15,9 @@ class Migration(migrations.Migration):
             name='is_synthetic',
             field=models.BooleanField(default=False, help_text='A demo feed: subjects its runs create are flagged as demo data'),
         ),
+        # Demo sources made before this field: their next runs flag what they create.
+        migrations.RunSQL(
+            "UPDATE lists_source SET is_synthetic = true WHERE url LIKE '%/demo-feed/%'",
+            migrations.RunSQL.noop,
+        ),
     ]
