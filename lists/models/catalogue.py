@@ -82,6 +82,11 @@ class CreditList(models.Model):
     sources = models.JSONField(default=list, blank=True)
     is_public = models.BooleanField(default=True)
     last_published_at = models.DateTimeField(null=True, blank=True)
+    last_snapshot_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the latest published snapshot confirmed every listing it left in force",
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
 
     objects = CreditListQuerySet.as_manager()

@@ -84,7 +84,7 @@ class Listing(models.Model):
     first_batch = _batch_key()
     last_batch = _batch_key()
     first_seen_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(help_text="Last named by a file; see seen_at for snapshots")
     last_changed_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
 
@@ -133,6 +133,19 @@ class Listing(models.Model):
     @property
     def is_in_force(self) -> bool:
         return self.status in self.IN_FORCE
+
+    @property
+    def seen_at(self) -> dt.datetime:
+        """Return when a file of the agency last confirmed this listing.
+
+        A snapshot confirms every listing it leaves in force, so publishing one records its time
+        on the list rather than rewriting each unchanged listing (a million rows a day for a daily
+        sync). A listing it ends keeps the time of the snapshot before.
+        """
+        snapshot = self.credit_list.last_snapshot_at
+        if self.is_in_force and snapshot is not None and snapshot > self.last_seen_at:
+            return snapshot
+        return self.last_seen_at
 
 
 class RestrictionQuerySet(models.QuerySet["Restriction"]):

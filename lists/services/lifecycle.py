@@ -13,13 +13,16 @@ from .feed import change_insert_sql, lock_feed
 # lift their restrictions, all fed by the UPDATE's RETURNING rows (no ids round-trip through
 # Python). An ended listing derives no restriction, so lifting its live ones is exactly what a
 # scoped apply_measures() would do. Data-modifying CTEs always run to completion and share one
-# snapshot: the feed sees the listings as expired, and a second run finds nothing due.
+# snapshot: the feed sees the listings as expired, and a second run finds nothing due. An
+# expired listing keeps the time of the last snapshot that confirmed it (Listing.seen_at).
 _EXPIRE = """
     WITH expired AS (
-        UPDATE lists_listing SET status = 'expired', ended_at = now(), last_changed_at = now()
-        WHERE status IN ('active', 'disputed') AND expires_on < %s
-        RETURNING id, subject_id, credit_list_id, reference, reason, severity, decided_on, published_on,
-                  expires_on, status, content_hash
+        UPDATE lists_listing l SET status = 'expired', ended_at = now(), last_changed_at = now(),
+            last_seen_at = GREATEST(l.last_seen_at, c.last_snapshot_at)
+        FROM lists_creditlist c
+        WHERE c.id = l.credit_list_id AND l.status IN ('active', 'disputed') AND l.expires_on < %s
+        RETURNING l.id, l.subject_id, l.credit_list_id, l.reference, l.reason, l.severity, l.decided_on,
+                  l.published_on, l.expires_on, l.status, l.content_hash
     ),
     feed AS ({feed}),
     lifted AS (

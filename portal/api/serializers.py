@@ -100,6 +100,9 @@ class ListingSerializer(serializers.ModelSerializer):
     subject = serializers.IntegerField(source="subject_id", read_only=True)
     first_batch = serializers.IntegerField(source="first_batch_id", read_only=True, allow_null=True)
     last_batch = serializers.IntegerField(source="last_batch_id", read_only=True, allow_null=True)
+    last_seen_at = serializers.DateTimeField(
+        source="seen_at", read_only=True, help_text="When a file of the agency last confirmed the listing"
+    )
 
     class Meta:
         model = Listing

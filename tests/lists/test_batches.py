@@ -291,6 +291,34 @@ def test_a_second_upload_of_the_same_file_changes_nothing(tax_list, uploader, ap
     assert again.counts["add"] == again.counts["change"] == again.counts["remove"] == 0
 
 
+def test_a_snapshot_confirms_the_listings_it_keeps_without_rewriting_them(
+    tax_list, uploader, approver, client
+):
+    def seen() -> dict[str, tuple[str, dt.datetime]]:
+        body = client.get("/api/v1/listings", {"list": tax_list.code}).json()
+        return {
+            i["reference"]: (i["status"], dt.datetime.fromisoformat(i["last_seen_at"]))
+            for i in body["results"]
+        }
+
+    def snapshot(*rows: str, name: str) -> Batch:
+        return publish(
+            load(tax_list, csv_bytes(*rows), user=uploader, mode="snapshot", filename=name), approver
+        )
+
+    one, two = "税稽罚〔2025〕1号", "税稽罚〔2025〕2号"
+    snapshot(company(1), company(2), name="first.csv")
+    stored = list(Listing.objects.order_by("pk").values_list("last_seen_at", "last_changed_at"))
+    second = snapshot(company(1), company(2), name="second.csv")
+    assert list(Listing.objects.order_by("pk").values_list("last_seen_at", "last_changed_at")) == stored
+    assert seen() == {one: ("active", second.published_at), two: ("active", second.published_at)}
+
+    third = snapshot(company(1), name="third.csv")  # the second record is gone: removed
+    assert seen() == {one: ("active", third.published_at), two: ("revoked", second.published_at)}
+    batches.rollback_batch(batch_id=third.pk, actor=approver)
+    assert seen() == {one: ("active", second.published_at), two: ("active", second.published_at)}
+
+
 def test_a_digest_made_another_way_still_finds_no_change_and_is_refreshed(tax_list, uploader, approver):
     payload = csv_bytes(company(1), company(2))
     first = publish(load(tax_list, payload, user=uploader, mode="snapshot"), approver)

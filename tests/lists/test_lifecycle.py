@@ -42,6 +42,26 @@ def test_a_listing_stays_on_its_last_day_and_expires_the_day_after() -> None:
 
 
 @pytest.mark.django_db
+def test_an_expired_listing_keeps_the_time_its_lists_last_snapshot_confirmed_it() -> None:
+    listing = ListingFactory(
+        decided_on=dt.date(2025, 3, 31),
+        published_on=dt.date(2025, 3, 31),
+        expires_on=dt.date(2026, 3, 31),
+        last_seen_at=dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+    )
+    confirmed = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)  # a later snapshot left it in force
+    CreditList.objects.filter(pk=listing.credit_list_id).update(last_snapshot_at=confirmed)
+    assert Listing.objects.get(pk=listing.pk).seen_at == confirmed
+
+    expire_listings(today=dt.date(2026, 4, 1))
+    CreditList.objects.filter(pk=listing.credit_list_id).update(
+        last_snapshot_at=confirmed + dt.timedelta(days=30)
+    )
+    listing = Listing.objects.get(pk=listing.pk)
+    assert listing.status == Listing.Status.EXPIRED and listing.seen_at == confirmed
+
+
+@pytest.mark.django_db
 def test_expiring_twice_leaves_the_same_state_and_no_duplicate_changes() -> None:
     today = dt.date(2026, 6, 1)
     overdue = [

@@ -170,13 +170,18 @@ _UPDATE_CHANGED = f"""
     FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
 # An unchanged listing takes the row's digest: equal content, but maybe digested another way.
+# A snapshot's unchanged listings are seen through the list (Listing.seen_at): only a digest
+# made another way is written, instead of every row of the list again.
 _SEEN = """
-    UPDATE lists_listing l SET last_seen_at = now(), content_hash = r.content_hash
+    UPDATE lists_listing l SET {seen} content_hash = r.content_hash
     FROM lists_batchrow r WHERE r.batch_id = %(batch)s AND r.action = 'unchanged' AND l.id = r.listing_id
 """
+_SEEN_IN_FILE = _SEEN.format(seen="last_seen_at = now(),")
+_SEEN_IN_SNAPSHOT = _SEEN.format(seen="") + " AND l.content_hash <> r.content_hash"
+# A removed listing keeps the time of the last snapshot that still confirmed it.
 _REMOVE = """
     UPDATE lists_listing l SET status = 'revoked', ended_at = now(), last_changed_at = now(),
-        last_batch_id = %(batch)s
+        last_batch_id = %(batch)s, last_seen_at = GREATEST(l.last_seen_at, %(last_snapshot)s)
     FROM lists_batchrow r
     WHERE r.batch_id = %(batch)s AND r.action = 'remove' AND l.id = r.listing_id
       AND l.status IN ('active', 'disputed')
@@ -254,7 +259,9 @@ def publish_batch(
             "listing_ids": LISTING_ID_SEQUENCE,
             "subject_ids": SUBJECT_ID_SEQUENCE,
             # A demo feed's new subjects carry the banner every page shows for demo data.
-            "synthetic": batch.source_id is not None and batch.source.is_synthetic,
+            "synthetic": bool(batch.source and batch.source.is_synthetic),
+            "last_snapshot": credit_list.last_snapshot_at,
+            "snapshot": batch.mode == Batch.Mode.SNAPSHOT,
         }
         rows = int(batch.counts.get("rows", 0))
         with connection.cursor() as cursor:
@@ -384,7 +391,7 @@ def _write_listings(params: dict[str, Any], counts: dict[str, Any]) -> int:
         if removed:
             cursor.execute(_REMOVE, params)
         if counts.get("unchanged"):
-            cursor.execute(_SEEN, params)
+            cursor.execute(_SEEN_IN_SNAPSHOT if params["snapshot"] else _SEEN_IN_FILE, params)
         cursor.execute(_DROP)
     return added
 
@@ -426,4 +433,6 @@ def _finish(batch: Batch, credit_list: CreditList, approver: Any, waived_by: str
         ]
     )  # fmt: skip
     credit_list.last_published_at = now
-    credit_list.save(update_fields=["last_published_at"])
+    if batch.mode == Batch.Mode.SNAPSHOT:
+        credit_list.last_snapshot_at = now
+    credit_list.save(update_fields=["last_published_at", "last_snapshot_at"])

@@ -41,7 +41,7 @@ def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) 
     """Restore the previous state of every listing a published batch touched, in one transaction."""
     with transaction.atomic():
         batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
-        CreditList.objects.select_for_update().get(pk=batch.credit_list_id)
+        credit_list = CreditList.objects.select_for_update().get(pk=batch.credit_list_id)
         _check_rollback(batch)
         added, added_params = touched_filter(batch, "add")
         with connection.cursor() as cursor:
@@ -51,11 +51,29 @@ def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) 
             record_changes_sql(*touched_filter(batch, action), op=op, reason="rollback", batch_id=batch.pk)
         touched = touched_listings(batch)
         derive_restrictions(batch, touched, reason="rollback")
+        if batch.mode == Batch.Mode.SNAPSHOT:
+            credit_list.last_snapshot_at = _snapshot_before(batch)
+            credit_list.save(update_fields=["last_snapshot_at"])
         batch.status, batch.rolled_back_at = Batch.Status.ROLLED_BACK, timezone.now()
         batch.rolled_back_by = actor if getattr(actor, "is_authenticated", False) else None
         batch.save(update_fields=["status", "rolled_back_at", "rolled_back_by"])
         _audit("batch.rollback", batch, actor, ip_address, {"listings": len(touched)})
     return batch
+
+
+def _snapshot_before(batch: Batch) -> Any:
+    """Return when the list's published snapshot before this one was published, if any."""
+    return (
+        Batch.objects.filter(
+            credit_list_id=batch.credit_list_id,
+            mode=Batch.Mode.SNAPSHOT,
+            status=Batch.Status.PUBLISHED,
+            published_at__lt=batch.published_at,
+        )
+        .order_by("-published_at")
+        .values_list("published_at", flat=True)
+        .first()
+    )
 
 
 def _check_rollback(batch: Batch) -> None:
