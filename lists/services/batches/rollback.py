@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.db import connection, transaction
@@ -61,7 +62,7 @@ def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) 
     return batch
 
 
-def _snapshot_before(batch: Batch) -> Any:
+def _snapshot_before(batch: Batch) -> dt.datetime | None:
     """Return when the list's published snapshot before this one was published, if any."""
     return (
         Batch.objects.filter(
