@@ -7,6 +7,7 @@ from . import docs, integrations, screening, views
 
 app_name = "api"
 urlpatterns = [
+    path("", views.ApiRoot.as_view(), name="root"),
     path("agencies", views.AgencyList.as_view(), name="agency-list"),
     path("lists", views.CreditListList.as_view(), name="list-list"),
     path("lists/<slug:code>/batches", integrations.BatchPush.as_view(), name="batch-push"),

@@ -14,6 +14,7 @@ from rest_framework import generics, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from agencies.models import Agency
@@ -32,6 +33,24 @@ class ByIdCursor(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 1000
+
+
+# What an integrator who opens /api/v1/ is shown: where to read on (the URL names of portal/api/urls).
+_ROOT_LINKS = {
+    "docs": "docs", "schema": "schema", "agencies": "agency-list", "lists": "list-list",
+    "measures": "measure-list", "subjects": "subject-list", "listings": "listing-list",
+    "changes": "change-list", "check": "check", "screen": "screen", "exports": "export-list",
+    "watchlists": "watchlist-list", "webhooks": "webhook-list",
+}  # fmt: skip
+
+
+class ApiRoot(APIView):
+    """The API's entry point: links to its documentation, its OpenAPI schema and each resource."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        links = {key: reverse(f"api:{name}", request=request) for key, name in _ROOT_LINKS.items()}
+        return Response({"name": "Xinyong API", "version": "v1", "links": links})
 
 
 class AgencyList(generics.ListAPIView):

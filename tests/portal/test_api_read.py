@@ -29,6 +29,18 @@ def _triggered_measure(list_code: str = "TAX_MAJOR_VIOLATION") -> Measure:
     )
 
 
+def test_the_api_root_links_to_the_docs_and_every_resource(client) -> None:  # type: ignore[no-untyped-def]
+    root = client.get("/api/v1/")
+    links = root.json()["links"]
+    assert root.status_code == 200
+    assert links["docs"] == "http://testserver/api/v1/docs/"
+    assert links["changes"] == "http://testserver/api/v1/changes"
+    # Anyone may read these; watchlists and webhooks need an integrator's key.
+    for key in ("docs", "schema", "agencies", "lists", "measures", "subjects", "listings", "changes"):
+        assert client.get(links[key]).status_code == 200, key
+    assert client.get(links["webhooks"]).status_code in (401, 403)
+
+
 def test_agencies_lists_and_measures_are_listed(client) -> None:  # type: ignore[no-untyped-def]
     agencies = client.get("/api/v1/agencies").json()
     lists = client.get("/api/v1/lists").json()
