@@ -95,6 +95,8 @@ def seed_demo(*, subjects: int, seed: int = 1) -> DemoSummary:
             op="add",
             reason="demo",
         )
+        # The staff dashboard and the API's lists show when each list was last published.
+        CreditList.objects.filter(code__in=summary.lists).update(last_published_at=timezone.now())
     summary.restrictions = apply_measures().derived
     # Fresh planner statistics: without them (autovacuum may be off or not yet round) queries
     # that join a million rows to the small list tables are planned on guesses.
