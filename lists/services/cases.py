@@ -374,10 +374,11 @@ def _set_listing_status(listing: Listing, status: str, *, reason: str) -> None:
 
 def _end_listing(listing: Listing, status: str, *, reason: str) -> None:
     now = timezone.now()
+    listing.last_seen_at = listing.seen_at  # an ended listing keeps its last snapshot's time
     listing.status = status
     listing.ended_at = now
     listing.last_changed_at = now
-    listing.save(update_fields=["status", "ended_at", "last_changed_at"])
+    listing.save(update_fields=["status", "ended_at", "last_changed_at", "last_seen_at"])
     record_changes([listing], op="remove", reason=reason)
     apply_measures(listing_ids=[listing.pk], reason=status)
 

@@ -212,6 +212,17 @@ def test_repair_approval_ends_the_listing_lifts_measures_and_tombstones_the_feed
     assert "Paid in full" in mailoutbox[-1].body
 
 
+def test_a_repaired_listing_keeps_the_time_its_lists_last_snapshot_confirmed_it():
+    listing = repairable_listing(last_seen_at=timezone.now() - dt.timedelta(days=90))
+    confirmed = timezone.now() - dt.timedelta(days=1)
+    CreditList.objects.filter(pk=listing.credit_list_id).update(last_snapshot_at=confirmed)
+    case = file_repair(listing).case
+    svc.decide_repair(case=case, decision="approve", reason="Paid in full", actor=approver_of("sta"))
+    CreditList.objects.filter(pk=listing.credit_list_id).update(last_snapshot_at=timezone.now())
+    listing = Listing.objects.get(pk=listing.pk)
+    assert listing.status == Listing.Status.REPAIRED and listing.seen_at == confirmed
+
+
 def test_refused_repair_leaves_the_listing_in_force():
     listing = repairable_listing()
     case = file_repair(listing).case
