@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lists import tasks
@@ -227,3 +227,43 @@ def test_a_recompute_killed_mid_way_converges_on_rerun_with_no_duplicate_changes
     out, _ = third.communicate(timeout=300)
     assert b"0 lifted, 0 derived, 0 feed changes" in out
     assert Change.objects.filter(reason="catalogue").count() == 3000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (  # the listing is another subject's
+            "INSERT INTO lists_restriction (subject_id, listing_id, measure_id, starts_on, lifted_reason) "
+            "SELECT o.id, l.id, m.id, CURRENT_DATE, '' FROM lists_listing l, lists_subject o, lists_measure m "
+            "WHERE l.id = %(listing)s AND o.id = %(other)s AND m.id = %(unused)s",
+            "not its subject's",
+        ),
+        (
+            "INSERT INTO lists_restriction (subject_id, listing_id, measure_id, starts_on, lifted_reason) "
+            "VALUES (%(subject)s, %(listing)s, -1, CURRENT_DATE, '')",
+            "measure that does not exist",
+        ),
+        (
+            "UPDATE lists_restriction SET measure_id = -1 WHERE id = %(restriction)s",
+            "measure that does not",
+        ),
+        ("DELETE FROM lists_listing WHERE id = %(listing)s", "still has restrictions"),
+        ("DELETE FROM lists_measure WHERE id = %(measure)s", "still has restrictions"),
+    ],
+)
+def test_the_database_keeps_restrictions_pointing_at_their_listing_subject_and_measure(sql, message) -> None:  # type: ignore[no-untyped-def]
+    listing = ListingFactory(credit_list=CreditList.objects.get(code=LIST_CODE))
+    apply_measures(listing_ids=[listing.pk])
+    other = ListingFactory().subject
+    restriction = Restriction.objects.filter(listing=listing).first()
+    params = {
+        "listing": listing.pk,
+        "subject": listing.subject_id,
+        "other": other.pk,
+        "restriction": restriction.pk,
+        "measure": restriction.measure_id,
+        "unused": Measure.objects.exclude(restrictions__listing=listing).first().pk,
+    }
+    with pytest.raises(IntegrityError, match=message), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
