@@ -41,6 +41,7 @@ NAMESPACES = ("staff", "cases", "api")
 OPEN_STAFF = {"staff:login", "staff:logout"}
 # API endpoints that serve public data to anyone (a key only raises the rate).
 PUBLIC_API = {
+    "api:root",
     "api:agency-list",
     "api:list-list",
     "api:measure-list",
