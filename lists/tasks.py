@@ -45,15 +45,19 @@ def requeue_stranded_batches() -> list[int]:
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def apply_batch_measures(batch_id: int, reason: str = "batch_removed") -> dict[str, int]:
-    """Index the names of a big batch's new subjects, recompute its restrictions (idempotent)."""
+    """Recompute a big batch's restrictions, then index its new subjects' names (idempotent).
+
+    Restrictions first: until they are written, a check at a counter answers from the state
+    before the batch, which matters more than a name search that finds the subject later.
+    """
     from .models import Batch
     from .services.batches.publishing import ANALYZED, index_new_names, touched_listings
     from .services.batches.staging import analyze
 
     batch = Batch.objects.get(pk=batch_id)
     analyze(*ANALYZED)  # the publication left these tables with planner statistics of before
-    names = index_new_names(batch)
     result = measures.apply_measures(listing_ids=touched_listings(batch), reason=reason)
+    names = index_new_names(batch)
     return {"names": names, "lifted": result.lifted, "derived": result.derived}
 
 
