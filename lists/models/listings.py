@@ -163,7 +163,8 @@ class Restriction(models.Model):
     # The keys are checked by triggers once per statement (migration 0011): a big batch derives
     # millions of restrictions, and three deferred foreign-key checks per row were 60 % of that.
     # Indexes: (listing, measure) below, and restriction_live for a subject's measures in force;
-    # nothing reads restrictions by measure or by subject including lifted ones.
+    # nothing reads restrictions by measure or by subject including lifted ones (only Django's
+    # PROTECT check would, on deleting a subject or measure, which nothing does: it then scans).
     subject = models.ForeignKey(
         Subject, on_delete=models.PROTECT, related_name="restrictions", db_constraint=False, db_index=False
     )
