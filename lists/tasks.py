@@ -17,10 +17,14 @@ def expire_listings() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def apply_measures(
-    listing_ids: list[int] | None = None, reason: str = "listing_ended", feed_reason: str | None = None
+    listing_ids: list[int] | None = None,
+    reason: str = "listing_ended",
+    feed_reason: str | None = None,
+    pending_id: int | None = None,
 ) -> dict[str, int]:
     """Recompute restrictions from the current catalogue edition (one transaction: safe to re-run)."""
     result = measures.apply_measures(listing_ids=listing_ids, reason=reason, feed_reason=feed_reason)
+    measures.finish_recompute(pending_id)
     return {"lifted": result.lifted, "derived": result.derived, "changes": result.changes}
 
 
@@ -44,11 +48,13 @@ def requeue_stranded_batches() -> list[int]:
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
-def apply_batch_measures(batch_id: int, reason: str = "batch_removed") -> dict[str, int]:
+def apply_batch_measures(
+    batch_id: int, reason: str = "batch_removed", pending_id: int | None = None
+) -> dict[str, int]:
     """Recompute a big batch's restrictions, then index its new subjects' names (idempotent).
 
-    Restrictions first: until they are written, a check at a counter answers from the state
-    before the batch, which matters more than a name search that finds the subject later.
+    Restrictions first: until they are written, checks derive them for each subject, which
+    costs more than reading them.
     """
     from .models import Batch
     from .services.batches.publishing import ANALYZED, index_new_names, touched_listings
@@ -57,6 +63,7 @@ def apply_batch_measures(batch_id: int, reason: str = "batch_removed") -> dict[s
     batch = Batch.objects.get(pk=batch_id)
     analyze(*ANALYZED)  # the publication left these tables with planner statistics of before
     result = measures.apply_measures(listing_ids=touched_listings(batch), reason=reason)
+    measures.finish_recompute(pending_id)
     names = index_new_names(batch)
     return {"names": names, "lifted": result.lifted, "derived": result.derived}
 

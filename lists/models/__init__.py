@@ -5,7 +5,7 @@ from .cases import Case, CaseEvent, Evidence, Holiday
 from .catalogue import PERSON_TYPES, CatalogueEdition, CreditList, Measure, SubjectType
 from .feed import Change
 from .integrations import ApiRequestLog, Export, WatchItem, Watchlist, Webhook, WebhookDelivery  # noqa: F401
-from .listings import Listing, Restriction
+from .listings import Listing, PendingRecompute, Restriction
 from .reports import CreditReport
 from .subjects import Subject, SubjectName
 from .sync import Source
@@ -24,6 +24,7 @@ __all__ = [
     "Holiday",
     "Listing",
     "Measure",
+    "PendingRecompute",
     "Restriction",
     "Source",
     "Subject",

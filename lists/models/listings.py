@@ -197,3 +197,23 @@ class Restriction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure.code} → {self.subject}"
+
+
+class PendingRecompute(models.Model):
+    """A recompute of restrictions that was committed to but has not yet run.
+
+    A big publication or rollback, and a new catalogue edition, derive their restrictions in a
+    task after they commit (minutes for a million listings). While any row is here, a check,
+    a screening and a subject page derive what is in force from the listings and the catalogue
+    (lists.services.measures.in_force_source), so none answers from the state before. The task
+    deletes its row once its restrictions are committed.
+    """
+
+    batch = models.ForeignKey(
+        "lists.Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    reason = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.reason} since {self.created_at:%Y-%m-%d %H:%M}"

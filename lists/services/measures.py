@@ -13,12 +13,14 @@ every existing row even when its WHERE leaves it unchanged).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
+from ..models import Measure, PendingRecompute, Restriction
 from .feed import lock_feed, record_changes_sql
 
 # A new catalogue edition mostly repeats the old one: a live restriction whose measure code is in
@@ -50,7 +52,7 @@ _DESIRED = """
            CASE WHEN m.duration_months IS NULL THEN l.expires_on
                 ELSE LEAST(l.expires_on, (COALESCE(l.published_on, l.decided_on, CURRENT_DATE)
                           + make_interval(months => m.duration_months))::date) END AS ends_on
-    FROM lists_listing l
+    FROM {listings} l
     JOIN lists_subject s ON s.id = l.subject_id
     JOIN lists_measure_triggered_by t ON t.creditlist_id = l.credit_list_id
     JOIN lists_measure m ON m.id = t.measure_id
@@ -136,7 +138,7 @@ def apply_measures(
                 # A scoped run (publish, expiry) may lift-and-re-add instead: same end state, and
                 # it skips a scan that only matters once, right after a new edition is loaded.
                 cursor.execute(_CARRY)
-            desired = _DESIRED.format(scope_l=scope_l)
+            desired = _DESIRED.format(listings="lists_listing", scope_l=scope_l)
             if scoped:
                 cursor.execute(_DIFF.format(desired=desired, scope_r=scope_r), params + params)
             else:
@@ -171,3 +173,55 @@ def _run(
     sql = statement if feed_reason is None else _COLLECT.format(statement=statement, column=column)
     cursor.execute(sql, params)
     return int(cursor.rowcount)
+
+
+# The subjects' live restrictions, as rows (subject_id, listing_id, measure_id, starts_on,
+# ends_on): the recorded ones or, while a recompute is pending (PendingRecompute), what it
+# will record, derived from the listings and the catalogue. One statement: PostgreSQL checks
+# the pending flag once and runs only one branch. Deriving starts from the subjects' own
+# listings (OFFSET 0 keeps the planner from starting at the lists and reading all their
+# listings), so for a subject it costs about what reading does.
+_PENDING = "(SELECT EXISTS (SELECT 1 FROM lists_pendingrecompute))"
+_SUBJECTS_LISTINGS = "(SELECT * FROM lists_listing WHERE subject_id = ANY(%(subjects)s) OFFSET 0)"
+LIVE_RESTRICTIONS = f"""
+    SELECT subject_id, listing_id, measure_id, starts_on, ends_on FROM lists_restriction
+    WHERE lifted_at IS NULL AND subject_id = ANY(%(subjects)s) AND NOT {_PENDING}
+    UNION ALL
+    SELECT subject_id, listing_id, measure_id, starts_on, ends_on
+    FROM ({_DESIRED.format(listings=_SUBJECTS_LISTINGS, scope_l="")}) d WHERE {_PENDING}
+"""  # noqa: S608 - composed of constants
+# Those in force on the day %(on)s.
+IN_FORCE = f"""
+    SELECT * FROM ({LIVE_RESTRICTIONS}) r
+    WHERE r.starts_on <= %(on)s AND (r.ends_on IS NULL OR r.ends_on >= %(on)s)
+"""  # noqa: S608 - composed of constants
+
+
+def in_force(subject_ids: list[int], on: dt.date) -> list[Restriction]:
+    """Return the subjects' restrictions in force on the day, with their measures, by measure code.
+
+    They are not model rows (no id): while a recompute is pending, they are derived. Callers
+    keep those of the listings they show (a list may be off the public site).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(IN_FORCE, {"subjects": subject_ids, "on": on})
+        rows = cursor.fetchall()
+    found = [
+        Restriction(subject_id=s, listing_id=li, measure_id=m, starts_on=start, ends_on=end)
+        for s, li, m, start, end in rows
+    ]
+    measures = Measure.objects.select_related("edition").in_bulk({r.measure_id for r in found})
+    for restriction in found:
+        restriction.measure = measures[restriction.measure_id]
+    return sorted(found, key=lambda r: (r.measure.code, r.listing_id))
+
+
+def defer_recompute(*, reason: str, batch_id: int | None = None) -> int:
+    """Record a recompute the caller enqueues to run after its commit; return its id for the task."""
+    return int(PendingRecompute.objects.create(batch_id=batch_id, reason=reason).pk)
+
+
+def finish_recompute(pending_id: int | None) -> None:
+    """Forget a deferred recompute once its restrictions are committed."""
+    if pending_id is not None:
+        PendingRecompute.objects.filter(pk=pending_id).delete()

@@ -9,7 +9,8 @@ from itertools import groupby
 
 from django.utils import timezone
 
-from ..models import Change, CreditList, Listing, Measure, Restriction, Subject
+from ..models import Change, CreditList, Listing, Restriction, Subject
+from .measures import in_force
 
 KIND_ORDER = [k.value for k in CreditList.Kind]
 HISTORY_LIMIT = 100
@@ -80,12 +81,10 @@ def subject_profile(subject: Subject, *, on: dt.date | None = None) -> SubjectPr
     if not listings:
         return profile  # no in-force public listing: no measures or history to show either
     by_id = {listing.pk: listing for listing in listings}
-    in_force = Restriction.objects.in_force(on).filter(subject=subject)
-    restrictions = [r for r in in_force if r.listing_id in by_id]
-    measures = Measure.objects.select_related("edition").in_bulk({r.measure_id for r in restrictions})
+    restrictions = [r for r in in_force([subject.pk], on) if r.listing_id in by_id]
     for r in restrictions:
-        r.listing, r.measure = by_id[r.listing_id], measures[r.measure_id]
-    restrictions.sort(key=lambda r: (r.measure.code, r.listing.credit_list.code, r.pk))
+        r.listing = by_id[r.listing_id]
+    restrictions.sort(key=lambda r: (r.measure.code, r.listing.credit_list.code, r.listing_id))
     for restriction in restrictions:
         is_incentive = restriction.measure.kind == restriction.measure.Kind.INCENTIVE
         (profile.incentives if is_incentive else profile.punishments).append(restriction)

@@ -13,6 +13,7 @@ from django.db import transaction
 from agencies.models import Agency
 
 from ..models import CatalogueEdition, CreditList, Listing, Measure
+from .measures import defer_recompute
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -50,12 +51,14 @@ def _recompute_on_commit() -> None:
     """Recompute every listing's restrictions under the new edition, in the background, once committed.
 
     The recompute writes one "modify" change (reason "catalogue") per in-force listing whose
-    measures changed, so integrators see the new edition's effect in the feed.
+    measures changed, so integrators see the new edition's effect in the feed. Until it has,
+    checks derive what is in force under the new edition (measures.LIVE_RESTRICTIONS).
     """
     from ..tasks import apply_measures  # tasks import services: import at call time
 
     if Listing.objects.in_force().exists():  # a fresh install has nothing to recompute
-        apply_measures.delay_on_commit(reason="catalogue", feed_reason="catalogue")
+        pending = defer_recompute(reason="catalogue")
+        apply_measures.delay_on_commit(reason="catalogue", feed_reason="catalogue", pending_id=pending)
 
 
 def _load_agencies(owners: list[dict[str, Any]]) -> dict[str, Agency]:

@@ -23,6 +23,7 @@ from .. import identifiers as ids
 from ..models.subjects import legacy_id_condition
 from ..search.query import bigram_weights, gin_tsquery  # one notion of a rare bigram
 from ..search.text import QueryForms, query_forms
+from .measures import IN_FORCE
 
 DEFAULT_THRESHOLD = 0.7
 DEFAULT_LIMIT = 10
@@ -89,7 +90,9 @@ def screen(
         subjects = _subjects(cursor, subject_ids)
         results = [_narrow(q, cands, subjects, limit) for q, cands in zip(queries, scored, strict=True)]
         kept = sorted({c.subject_id for cands in results for c in cands})
-        listings, restrictions = _listings(cursor, kept), _restrictions(cursor, kept)
+        listings = _listings(cursor, kept)
+        shown = {listing["id"] for of_subject in listings.values() for listing in of_subject}
+        restrictions = _restrictions(cursor, kept, shown)
     for cands in results:
         for c in cands:
             c.subject = subjects[c.subject_id]
@@ -363,23 +366,21 @@ def _listings(cursor: Any, subject_ids: list[int]) -> dict[int, list[dict[str, A
     return found
 
 
-def _restrictions(cursor: Any, subject_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Return the measures in force today for the subjects, by subject."""
+def _restrictions(cursor: Any, subject_ids: list[int], shown: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """Return the measures in force today for the subjects by the listings shown, by subject."""
     found: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if not subject_ids:
         return found
-    today = timezone.localdate()
     cursor.execute(
-        """WITH r AS MATERIALIZED (
-               SELECT subject_id, measure_id, listing_id, starts_on, ends_on FROM lists_restriction
-               WHERE subject_id = ANY(%s) AND lifted_at IS NULL AND starts_on <= %s
-                 AND (ends_on IS NULL OR ends_on >= %s))
-           SELECT r.subject_id, m.code, m.name_zh, m.kind, r.listing_id, r.starts_on, r.ends_on
-           FROM r JOIN lists_measure m ON m.id = r.measure_id
-           ORDER BY r.subject_id, m.code, r.listing_id""",
-        [subject_ids, today, today],
+        f"""WITH r AS MATERIALIZED ({IN_FORCE})
+            SELECT r.subject_id, m.code, m.name_zh, m.kind, r.listing_id, r.starts_on, r.ends_on
+            FROM r JOIN lists_measure m ON m.id = r.measure_id
+            ORDER BY r.subject_id, m.code, r.listing_id""",  # noqa: S608 - fixed SQL
+        {"subjects": subject_ids, "on": timezone.localdate()},
     )
     for sid, code, name, kind, listing_id, starts, ends in cursor.fetchall():
+        if listing_id not in shown:
+            continue  # its list is off the public site
         found[sid].append(
             {
                 "measure": code,

@@ -18,9 +18,10 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from agencies.models import Agency
-from lists.models import CreditList, Listing, Measure, Restriction, Subject
+from lists.models import CreditList, Listing, Measure, Subject
 from lists.search.query import SearchFilters, search_subjects
 from lists.services.feed import feed_data_sql
+from lists.services.measures import in_force
 
 from . import serializers as s
 from .filters import ListingFilter, SubjectFilter
@@ -195,16 +196,17 @@ class SubjectDetail(generics.RetrieveAPIView):
             .select_related("credit_list__agency")
             .order_by("credit_list__code", "-decided_on", "pk")
         )
-        restrictions = (
-            Restriction.objects.in_force(timezone.localdate())
-            .filter(listing__credit_list__is_public=True)
-            .select_related("measure")
-            .order_by("measure__code", "listing_id")
-        )
         return Subject.objects.prefetch_related(
-            Prefetch("listings", queryset=listings, to_attr="in_force_listings"),
-            Prefetch("restrictions", queryset=restrictions, to_attr="restrictions_in_force"),
+            Prefetch("listings", queryset=listings, to_attr="in_force_listings")
         )
+
+    def get_object(self) -> Subject:
+        subject: Subject = super().get_object()
+        # Live: derived while a big batch's restrictions are still being written.
+        shown = {listing.pk for listing in subject.in_force_listings}  # type: ignore[attr-defined]
+        restrictions = in_force([subject.pk], timezone.localdate())
+        subject.restrictions_in_force = [r for r in restrictions if r.listing_id in shown]  # type: ignore[attr-defined]
+        return subject
 
 
 _CHANGES_SQL = """

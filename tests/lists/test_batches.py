@@ -517,6 +517,59 @@ def test_a_big_batch_derives_restrictions_in_a_task_after_commit(
     assert Restriction.objects.in_force().filter(listing__credit_list=tax_list).count() > 0
 
 
+def answers(uscc: str) -> dict[str, set[tuple[str, int]]]:
+    """Return what a counter check, a screening and the subject page say is in force, as (measure, listing)."""
+    from lists.services.checks import check_restriction, find_subject
+    from lists.services.profiles import subject_profile
+    from lists.services.screening import ScreenQuery, screen
+
+    subject = find_subject(uscc)
+    check = check_restriction(subject=subject, measure=None)
+    screened = screen([ScreenQuery(identifier=uscc)]).results[0]
+    profile = subject_profile(subject)
+    return {
+        "check": {(r["measure"], r["listing_id"]) for r in check.restrictions},
+        "screening": {
+            (r["measure"], r["listing_id"]) for r in screened[0].restrictions if r["kind"] == "punishment"
+        },
+        "page": {(r.measure.code, r.listing_id) for r in profile.punishments},
+    }
+
+
+def test_until_a_big_batch_s_restrictions_are_written_checks_derive_them(
+    tax_list, uploader, approver, monkeypatch, django_capture_on_commit_callbacks
+):
+    from lists import tasks
+    from lists.models import PendingRecompute
+    from lists.services.batches import publishing
+
+    first = load(tax_list, csv_bytes(company(1), company(2)), user=uploader, mode="snapshot")
+    publish(first, approver)  # small: restrictions written at once
+    restricted = answers(valid_uscc(1))
+    assert restricted["check"] and restricted["check"] == restricted["screening"] == restricted["page"]
+    monkeypatch.setattr(publishing, "INLINE_MEASURES_MAX", 1)
+    # A snapshot that drops company 1 and adds company 3, published with its restrictions deferred.
+    batch = load(tax_list, csv_bytes(company(2), company(3)), user=uploader, mode="snapshot")
+    with django_capture_on_commit_callbacks():
+        publish(batch, approver)
+    pending = PendingRecompute.objects.get(batch=batch)
+    assert Restriction.objects.in_force().filter(listing__subject__uscc=valid_uscc(1)).exists()
+    assert not Restriction.objects.filter(listing__subject__uscc=valid_uscc(3)).exists()
+
+    during = {uscc: answers(uscc) for uscc in (valid_uscc(1), valid_uscc(3))}
+    assert during[valid_uscc(1)] == {"check": set(), "screening": set(), "page": set()}, (
+        "removed: allowed at once"
+    )
+    added = during[valid_uscc(3)]
+    assert added["check"] and added["check"] == added["screening"] == added["page"], (
+        "added: restricted at once"
+    )
+
+    tasks.apply_batch_measures(batch.pk, "batch_removed", pending.pk)
+    assert not PendingRecompute.objects.exists()
+    assert {uscc: answers(uscc) for uscc in during} == during, "the recorded restrictions say the same"
+
+
 def test_a_legacy_xls_workbook_loads(tax_list):
     batch = load(tax_list, (DATA / "small_list.xls").read_bytes(), filename="small_list.xls")
     assert batch.file_format == "xls" and batch.status in ("ready", "needs_mapping"), batch.error

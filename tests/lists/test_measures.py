@@ -20,7 +20,17 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lists import tasks
-from lists.models import CatalogueEdition, Change, CreditList, Listing, Measure, Restriction, Subject
+from lists.models import (
+    CatalogueEdition,
+    Change,
+    CreditList,
+    Listing,
+    Measure,
+    PendingRecompute,
+    Restriction,
+    Subject,
+)
+from lists.services.checks import check_restriction
 from lists.services.measures import apply_measures
 from lists.services.reference import FIXTURES, load_reference
 from tests.factories import ListingFactory, valid_uscc
@@ -87,6 +97,35 @@ def test_a_new_catalogue_edition_enqueues_a_background_recompute(
     with django_capture_on_commit_callbacks() as callbacks:
         assert not load_reference(catalogue_path=path).is_new_edition
     assert callbacks == [], "loading the same edition again recomputes nothing"
+
+
+@pytest.mark.django_db
+def test_until_a_new_edition_is_recomputed_checks_answer_under_it(
+    tmp_path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    listing = ListingFactory()
+    apply_measures()
+    catalogue = json.loads((FIXTURES / "catalogue.json").read_text())
+    catalogue["meta"]["edition"] = "test-edition-3"
+    catalogue["measures"] = [m for m in catalogue["measures"] if m["code"] != "M_EXIT_RESTRICTION_TAX"]
+    path = tmp_path / "catalogue.json"
+    path.write_text(json.dumps(catalogue, ensure_ascii=False))
+    before = {r["measure"] for r in check_restriction(subject=listing.subject, measure=None).restrictions}
+    assert "M_EXIT_RESTRICTION_TAX" in before
+
+    with django_capture_on_commit_callbacks():
+        load_reference(catalogue_path=path)
+    pending = PendingRecompute.objects.get(reason="catalogue")
+    during = check_restriction(subject=listing.subject, measure=None).restrictions
+    assert {r["measure"] for r in during} == before - {"M_EXIT_RESTRICTION_TAX"}
+    kept = check_restriction(
+        subject=listing.subject, measure=Measure.objects.current().get(code="M_PRUDENT_LENDING")
+    )
+    assert not kept.allowed, "a measure the new edition keeps still restricts while the recompute is pending"
+
+    tasks.apply_measures(reason="catalogue", feed_reason="catalogue", pending_id=pending.pk)
+    assert not PendingRecompute.objects.exists()
+    assert check_restriction(subject=listing.subject, measure=None).restrictions == during
 
 
 @pytest.mark.django_db

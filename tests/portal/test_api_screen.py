@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lists.models import ApiRequestLog, Subject, SubjectType
+from lists.models import ApiRequestLog, CreditList, Subject, SubjectType
 from lists.services.screening import ScreenQuery, screen
 from lists.services.subjects import reindex_subject_names
 from tests.factories import SubjectFactory, valid_uscc
@@ -81,6 +81,19 @@ def test_candidates_carry_active_listings_and_restrictions(client, screener) -> 
     assert candidate["listings"][0]["id"] == listing.pk
     assert candidate["restrictions"] and candidate["restrictions"][0]["listing_id"] == listing.pk
     assert body["data_version"] >= 1
+
+
+def test_a_list_off_the_public_site_shows_neither_its_listings_nor_its_measures(client, screener) -> None:  # type: ignore[no-untyped-def]
+    subject = SubjectFactory(name="南京隐藏筛查科技有限公司")
+    shown = publish(subject=subject, credit_list=CreditList.objects.get(code="TAX_MAJOR_VIOLATION"))
+    hidden = publish(subject=subject, credit_list=CreditList.objects.get(code="SPC_DEFAULTER"))
+    assert hidden.restrictions.exists()
+    CreditList.objects.filter(code="SPC_DEFAULTER").update(is_public=False)
+    candidate = _post(client, screener, {"queries": [{"name": subject.name}]}).json()["results"][0][
+        "candidates"
+    ][0]
+    assert [x["id"] for x in candidate["listings"]] == [shown.pk]
+    assert candidate["restrictions"] and {r["listing_id"] for r in candidate["restrictions"]} == {shown.pk}
 
 
 def test_each_of_many_candidates_carries_its_own_listings_and_restrictions(client, screener) -> None:  # type: ignore[no-untyped-def]

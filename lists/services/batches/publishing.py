@@ -296,7 +296,8 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
     A list triggers a dozen measures or more, so a million listings mean tens of millions of
     restriction rows: that, and the search names of the new subjects, run in the
     apply_batch_measures task the moment the publication commits, rather than holding the
-    list lock (and the feed lock) for minutes. `None` stands for more ids than that.
+    list lock (and the feed lock) for minutes. `None` stands for more ids than that. Until
+    the task has written them, checks derive what is in force (measures.LIVE_RESTRICTIONS).
     """
     if listing_ids is not None and len(listing_ids) <= INLINE_MEASURES_MAX:
         index_new_names(batch)  # nothing to do unless an earlier big run was interrupted
@@ -304,7 +305,8 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
         return
     from ... import tasks  # the tasks module imports the services: import it late
 
-    tasks.apply_batch_measures.delay_on_commit(batch.pk, reason)
+    pending = measures.defer_recompute(reason=reason, batch_id=batch.pk)
+    tasks.apply_batch_measures.delay_on_commit(batch.pk, reason, pending)
 
 
 def _check_publishable(batch: Batch, approver: Any, waived_by: str, skip_invalid: bool) -> None:
