@@ -25,7 +25,7 @@ from agencies.models import Membership
 from agencies.roles import agencies_for, has_role
 from agencies.services import record_event
 from lists.importers.schema import CORE_FIELDS
-from lists.models import Batch, BatchRow, CreditList
+from lists.models import Batch, BatchRow, CreditList, PendingRecompute
 from lists.services import batches
 from lists.services.batches import BatchError
 
@@ -134,6 +134,10 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "publish_form": PublishForm(),
         "reject_form": RejectForm(),
         "filters": list(ROW_FILTERS),
+        # A big batch's restrictions are recorded by a task after it commits: say so until done.
+        "measures_pending_since": PendingRecompute.objects.filter(batch=batch)
+        .values_list("created_at", flat=True)
+        .first(),
     }
     return render(request, "staff/batch_detail.html", context)
 

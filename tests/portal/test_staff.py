@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from agencies.models import AuditEvent, Membership
 from agencies.roles import OPERATORS_GROUP
-from lists.models import Batch, CreditList, Listing
+from lists.models import Batch, CreditList, Listing, PendingRecompute
 from lists.services import batches
 from portal.staff.views import safe_cell
 from tests.factories import MembershipFactory, UserFactory, valid_uscc
@@ -227,6 +227,23 @@ def test_an_approver_publishes_and_the_uploader_cannot(uploader, approver, tax_l
     assert batch.status == "published" and batch.approved_by == approver.user
     assert Listing.objects.in_force().filter(credit_list=tax_list).count() == 1
     assert AuditEvent.objects.get(action="batch.publish").ip_address == "192.0.2.10"
+
+
+def test_a_big_batch_page_says_its_measures_are_being_recorded_until_they_are(
+    uploader, approver, tax_list, monkeypatch, django_capture_on_commit_callbacks
+):
+    from lists import tasks
+    from lists.services.batches import publishing
+
+    monkeypatch.setattr(publishing, "INLINE_MEASURES_MAX", 1)  # as if the batch had a million rows
+    batch = uploaded(uploader, tax_list, company_csv(1, 2))
+    with django_capture_on_commit_callbacks():
+        assert approver.post(reverse("staff:batch-publish", args=[batch.pk])).status_code == 302
+    page = uploader.get(reverse("staff:batch-detail", args=[batch.pk])).content.decode()
+    assert 'id="batch-measures"' in page and "being recorded since" in page
+    tasks.apply_batch_measures(batch.pk, "batch_removed", PendingRecompute.objects.get(batch=batch).pk)
+    page = uploader.get(reverse("staff:batch-detail", args=[batch.pk])).content.decode()
+    assert 'id="batch-measures"' not in page
 
 
 def test_an_uploader_who_is_also_approver_still_needs_a_second_person(tax_list):
