@@ -203,10 +203,10 @@ class PendingRecompute(models.Model):
     """A recompute of restrictions that was committed to but has not yet run.
 
     A big publication or rollback, and a new catalogue edition, derive their restrictions in a
-    task after they commit (minutes for a million listings). While any row is here, a check,
-    a screening and a subject page derive what is in force from the listings and the catalogue
-    (lists.services.measures.in_force_source), so none answers from the state before. The task
-    deletes its row once its restrictions are committed.
+    task after they commit (minutes for a million listings). While any row is here, checks,
+    screening, subject pages and the API derive what is in force from the listings and the
+    catalogue (lists.services.measures.LIVE_RESTRICTIONS), so none answers from the state
+    before. The task deletes its row once its restrictions are committed.
     """
 
     batch = models.ForeignKey(
