@@ -181,15 +181,17 @@ def _run(
 # the pending flag once and runs only one branch. Deriving starts from the subjects' own
 # listings (OFFSET 0 keeps the planner from starting at the lists and reading all their
 # listings), so for a subject it costs about what reading does.
-_PENDING = "(SELECT EXISTS (SELECT 1 FROM lists_pendingrecompute))"
-_SUBJECTS_LISTINGS = "(SELECT * FROM lists_listing WHERE subject_id = ANY(%(subjects)s) OFFSET 0)"
-LIVE_RESTRICTIONS = f"""
+PENDING = "(SELECT EXISTS (SELECT 1 FROM lists_pendingrecompute))"
+RECORDED = """
     SELECT subject_id, listing_id, measure_id, starts_on, ends_on FROM lists_restriction
-    WHERE lifted_at IS NULL AND subject_id = ANY(%(subjects)s) AND NOT {_PENDING}
-    UNION ALL
+    WHERE lifted_at IS NULL AND subject_id = ANY(%(subjects)s)
+"""
+_SUBJECTS_LISTINGS = "(SELECT * FROM lists_listing WHERE subject_id = ANY(%(subjects)s) OFFSET 0)"
+DERIVED = f"""
     SELECT subject_id, listing_id, measure_id, starts_on, ends_on
-    FROM ({_DESIRED.format(listings=_SUBJECTS_LISTINGS, scope_l="")}) d WHERE {_PENDING}
+    FROM ({_DESIRED.format(listings=_SUBJECTS_LISTINGS, scope_l="")}) d
 """  # noqa: S608 - composed of constants
+LIVE_RESTRICTIONS = f"{RECORDED} AND NOT {PENDING} UNION ALL {DERIVED} WHERE {PENDING}"
 # Those in force on the day %(on)s.
 IN_FORCE = f"""
     SELECT * FROM ({LIVE_RESTRICTIONS}) r
