@@ -205,7 +205,7 @@ class PendingRecompute(models.Model):
     A big publication or rollback, and a new catalogue edition, derive their restrictions in a
     task after they commit (minutes for a million listings). While any row is here, checks,
     screening, subject pages and the API derive what is in force from the listings and the
-    catalogue (lists.services.measures.LIVE_RESTRICTIONS), so none answers from the state
+    catalogue (lists.services.measures.in_force_sql), so none answers from the state
     before. The task deletes its row once its restrictions are committed.
     """
 

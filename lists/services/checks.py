@@ -88,8 +88,8 @@ def find_subject(identifier: str) -> Subject | None:
 # One round trip: the data version, and each in-force restriction with its measure, listing,
 # list and agency (a check is called at airline and procurement counters: every trip counts).
 # While a recompute is pending (minutes after a big publication or a new catalogue edition),
-# a second statement derives the restrictions instead (DERIVED): planning both
-# branches in one statement, as LIVE_RESTRICTIONS does, cost every check ~1 ms.
+# a second statement derives the restrictions instead (DERIVED): planning both in one
+# statement cost every check ~1 ms.
 # The measure is matched by code: a new edition's recompute moves restrictions to its measures
 # of the same code, and a process may hold the edition before for a minute (current_measure).
 _CHECK_SQL = """

@@ -52,7 +52,7 @@ def _recompute_on_commit() -> None:
 
     The recompute writes one "modify" change (reason "catalogue") per in-force listing whose
     measures changed, so integrators see the new edition's effect in the feed. Until it has,
-    checks derive what is in force under the new edition (measures.LIVE_RESTRICTIONS).
+    checks derive what is in force under the new edition (measures.in_force_sql).
     """
     from ..tasks import apply_measures  # tasks import services: import at call time
 

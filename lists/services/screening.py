@@ -23,7 +23,7 @@ from .. import identifiers as ids
 from ..models.subjects import legacy_id_condition
 from ..search.query import bigram_weights, gin_tsquery  # one notion of a rare bigram
 from ..search.text import QueryForms, query_forms
-from .measures import IN_FORCE
+from .measures import in_force_sql
 
 DEFAULT_THRESHOLD = 0.7
 DEFAULT_LIMIT = 10
@@ -372,7 +372,7 @@ def _restrictions(cursor: Any, subject_ids: list[int], shown: set[int]) -> dict[
     if not subject_ids:
         return found
     cursor.execute(
-        f"""WITH r AS MATERIALIZED ({IN_FORCE})
+        f"""WITH r AS MATERIALIZED ({in_force_sql(cursor)})
             SELECT r.subject_id, m.code, m.name_zh, m.kind, r.listing_id, r.starts_on, r.ends_on
             FROM r JOIN lists_measure m ON m.id = r.measure_id
             ORDER BY r.subject_id, m.code, r.listing_id""",  # noqa: S608 - fixed SQL

@@ -297,7 +297,7 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
     restriction rows: that, and the search names of the new subjects, run in the
     apply_batch_measures task the moment the publication commits, rather than holding the
     list lock (and the feed lock) for minutes. `None` stands for more ids than that. Until
-    the task has written them, checks derive what is in force (measures.LIVE_RESTRICTIONS).
+    the task has written them, checks derive what is in force (measures.in_force_sql).
     """
     if listing_ids is not None and len(listing_ids) <= INLINE_MEASURES_MAX:
         index_new_names(batch)  # nothing to do unless an earlier big run was interrupted
