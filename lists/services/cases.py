@@ -1,4 +1,4 @@
-"""Due process: file, evidence, decide and escalate objections and repair applications.
+"""Due process: file, decide and escalate objections and repair applications.
 
 Every write with a side effect on a listing (disputed, corrected, revoked, repaired) happens
 here, together with its change-feed entry and restriction update, in one transaction. E-mails
@@ -8,35 +8,25 @@ are sent after the transaction commits so a failing mail server never undoes a d
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.text import get_valid_filename
 
 from agencies.models import Membership
 from agencies.services import record_event
 
-from ..models import Case, CaseEvent, Evidence, Holiday, Listing
+from ..models import Case, CaseEvent, Listing
 from .feed import record_changes
 from .measures import apply_measures
+from .working_days import add_working_days
 
-EVIDENCE_MAX_BYTES = 10 * 1024 * 1024
-EVIDENCE_MAX_FILES = 10
-# Only formats a reviewer can open safely; identified by their first bytes, never by name or header.
-_MAGIC = {
-    b"%PDF-": ("application/pdf", ".pdf"),
-    b"\xff\xd8\xff": ("image/jpeg", ".jpg"),
-    b"\x89PNG\r\n\x1a\n": ("image/png", ".png"),
-}
 # Fields an agency may correct on an upheld-in-part objection; the rest needs a revocation.
 CORRECTABLE_FIELDS = {"reference", "reason", "severity", "decided_on", "expires_on"}
 
@@ -49,35 +39,6 @@ class CaseRefused(ValueError):
 class FiledCase:
     case: Case
     access_code: str
-
-
-# Working-day calendar ------------------------------------------------------------------
-
-
-def is_working_day(day: dt.date, calendar: dict[dt.date, bool] | None = None) -> bool:
-    """Return whether the day is a working day (weekdays, unless the calendar says otherwise)."""
-    if calendar is None:
-        calendar = _calendar(day, day)
-    if day in calendar:
-        return calendar[day]
-    return day.weekday() < 5
-
-
-def add_working_days(start: dt.date, n: int) -> dt.date:
-    """Return the n-th working day after `start` (the start day itself never counts)."""
-    # Even 10 consecutive days off (Spring Festival) fit comfortably in this window.
-    calendar = _calendar(start, start + dt.timedelta(days=n * 2 + 30))
-    day, left = start, n
-    while left > 0:
-        day += dt.timedelta(days=1)
-        if is_working_day(day, calendar):
-            left -= 1
-    return day
-
-
-def _calendar(first: dt.date, last: dt.date) -> dict[dt.date, bool]:
-    rows = Holiday.objects.filter(date__range=(first, last)).values_list("date", "is_working_day")
-    return dict(rows)
 
 
 # Filing ------------------------------------------------------------------------------------
@@ -183,76 +144,6 @@ def _create_case(listing: Listing, *, kind: str, **fields: Any) -> FiledCase:
 
 
 # Evidence ----------------------------------------------------------------------------------
-
-
-def sniff_evidence_type(head: bytes) -> tuple[str, str] | None:
-    """Return (content type, suffix) for a PDF, JPEG or PNG by its first bytes, else None."""
-    for magic, kind in _MAGIC.items():
-        if head.startswith(magic):
-            return kind
-    return None
-
-
-def check_evidence(upload: UploadedFile) -> tuple[str, str]:
-    """Return the upload's (content type, suffix), or refuse it for its size or type."""
-    if upload.size is None or upload.size > EVIDENCE_MAX_BYTES:
-        raise CaseRefused(f"{upload.name}: files may be at most {EVIDENCE_MAX_BYTES // (1024 * 1024)} MB")
-    if upload.size == 0:
-        raise CaseRefused(f"{upload.name}: the file is empty")
-    upload.seek(0)
-    kind = sniff_evidence_type(upload.read(16))
-    upload.seek(0)
-    if kind is None:
-        raise CaseRefused(f"{upload.name}: only PDF, JPEG and PNG files are accepted")
-    return kind
-
-
-def add_evidence(*, case: Case, upload: UploadedFile, uploaded_by: Any = None) -> Evidence:
-    """Store one checked evidence file privately and attach it to the case."""
-    if case.evidence.count() >= EVIDENCE_MAX_FILES:
-        raise CaseRefused(f"a case may hold at most {EVIDENCE_MAX_FILES} files")
-    if not case.is_open:
-        raise CaseRefused("documents can no longer be added: the case has been decided")
-    content_type, suffix = check_evidence(upload)
-    digest = hashlib.sha256()
-    for chunk in upload.chunks():
-        digest.update(chunk)
-    upload.seek(0)
-    original = _sanitise_name(upload.name or "document", suffix)
-    user = uploaded_by if getattr(uploaded_by, "is_authenticated", False) else None
-    with transaction.atomic():
-        evidence = Evidence(
-            case=case,
-            original_name=original,
-            content_type=content_type,
-            size=upload.size or 0,
-            sha256=digest.hexdigest(),
-            uploaded_by=user,
-        )
-        evidence.file.save(f"document{suffix}", upload, save=False)
-        evidence.save()
-        CaseEvent.objects.create(case=case, action="evidence_added", actor=user, note=original)
-    return evidence
-
-
-def _sanitise_name(name: str, suffix: str) -> str:
-    # Drop any path, control and shell characters; keep CJK letters so the name stays readable.
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = base.rsplit(".", 1)[0] if "." in base else base
-    cleaned = get_valid_filename("".join(c for c in stem if c.isprintable())[:100]) if stem.strip() else ""
-    return f"{cleaned or 'document'}{suffix}"
-
-
-def record_evidence_download(*, evidence: Evidence, actor: Any, ip_address: str | None = None) -> None:
-    """Record that a staff member opened a case document: evidence is personal data."""
-    record_event(
-        action="case.evidence.downloaded",
-        actor=actor,
-        target=evidence,
-        agency=evidence.case.agency,
-        detail={"number": evidence.case.number, "name": evidence.original_name},
-        ip_address=ip_address,
-    )
 
 
 # Decisions ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from lists.models import Case
-from lists.services.cases import EVIDENCE_MAX_FILES, CaseRefused, check_evidence
+from lists.services.cases import CaseRefused
+from lists.services.evidence import EVIDENCE_MAX_FILES, check_evidence
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -15,14 +15,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from lists.models import Case, Evidence, Listing
-from lists.services.cases import (
-    CaseRefused,
-    FiledCase,
-    add_evidence,
-    file_objection,
-    file_repair_request,
-    repair_refusal,
-)
+from lists.services.cases import CaseRefused, FiledCase, file_objection, file_repair_request, repair_refusal
+from lists.services.evidence import add_evidence
 
 from ..security import client_ip
 from .forms import AddEvidenceForm, ObjectionForm, RepairForm, TrackForm

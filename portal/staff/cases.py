@@ -25,9 +25,9 @@ from lists.services.cases import (
     CaseRefused,
     decide_objection,
     decide_repair,
-    record_evidence_download,
     start_review,
 )
+from lists.services.evidence import record_evidence_download
 
 from ..cases.views import evidence_response
 from ..security import client_ip

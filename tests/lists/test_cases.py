@@ -11,7 +11,9 @@ from django.utils import timezone
 from agencies.models import Agency, AuditEvent, Membership
 from lists.models import Case, Change, CreditList, Holiday, Listing, Restriction
 from lists.services import cases as svc
+from lists.services import evidence as evidence_svc
 from lists.services.measures import apply_measures
+from lists.services.working_days import add_working_days
 from tests.factories import ListingFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,28 +60,28 @@ def approver_of(code: str):  # type: ignore[no-untyped-def]
 
 def test_deadlines_skip_weekends():
     friday = dt.date(2026, 11, 20)
-    assert svc.add_working_days(friday, 1) == dt.date(2026, 11, 23)
-    assert svc.add_working_days(friday, 5) == dt.date(2026, 11, 27)
+    assert add_working_days(friday, 1) == dt.date(2026, 11, 23)
+    assert add_working_days(friday, 5) == dt.date(2026, 11, 27)
 
 
 def test_deadlines_skip_holidays_across_a_weekend():
     Holiday.objects.create(date=dt.date(2026, 11, 24), name="Test holiday")
     friday = dt.date(2026, 11, 20)
     # Mon 23, (Tue 24 off), Wed 25, Thu 26, Fri 27, (weekend), Mon 30.
-    assert svc.add_working_days(friday, 5) == dt.date(2026, 11, 30)
+    assert add_working_days(friday, 5) == dt.date(2026, 11, 30)
 
 
 def test_make_up_working_days_count():
     Holiday.objects.create(date=dt.date(2026, 11, 24), name="Test holiday")
     Holiday.objects.create(date=dt.date(2026, 11, 28), name="调休", is_working_day=True)
-    assert svc.add_working_days(dt.date(2026, 11, 20), 5) == dt.date(2026, 11, 28)
+    assert add_working_days(dt.date(2026, 11, 20), 5) == dt.date(2026, 11, 28)
 
 
 def test_spring_festival_week_is_skipped():
     for offset in range(7):
         Holiday.objects.create(date=dt.date(2026, 2, 15) + dt.timedelta(days=offset), name="春节")
     # Fri 13 Feb; 15–21 off, so the first working day is Mon 23 Feb (22 is a Sunday).
-    assert svc.add_working_days(dt.date(2026, 2, 13), 1) == dt.date(2026, 2, 16 + 7)
+    assert add_working_days(dt.date(2026, 2, 13), 1) == dt.date(2026, 2, 16 + 7)
 
 
 # Filing ------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_objection_marks_the_listing_disputed_with_a_feed_entry(mailoutbox):
     change = Change.objects.filter(listing=listing).latest("seq")
     assert (change.op, change.reason, change.data["status"]) == ("modify", "objection", "disputed")
     assert filed.case.number.startswith(f"YY-{timezone.localdate().year}-")
-    assert filed.case.due_on == svc.add_working_days(timezone.localdate(), 5)
+    assert filed.case.due_on == add_working_days(timezone.localdate(), 5)
     assert filed.case.check_access_code(filed.access_code)
     assert filed.access_code not in filed.case.access_code_hash
     assert mailoutbox[0].to == ["zhang@example.com"]
@@ -155,7 +157,7 @@ def test_second_open_repair_on_the_same_listing_is_refused():
 def test_evidence_is_stored_privately_under_a_random_name(settings):
     case = file_objection(ListingFactory()).case
     upload = SimpleUploadedFile("../../etc/收据 <1>.pdf", PDF, content_type="text/html")
-    evidence = svc.add_evidence(case=case, upload=upload)
+    evidence = evidence_svc.add_evidence(case=case, upload=upload)
     assert evidence.content_type == "application/pdf"
     assert evidence.original_name == "收据_1.pdf"
     assert evidence.file.name.startswith(f"evidence/{case.pk}/")
@@ -168,18 +170,18 @@ def test_evidence_is_stored_privately_under_a_random_name(settings):
     [
         ("fake.pdf", b"<html><script>alert(1)</script></html>", "only PDF, JPEG and PNG"),
         ("empty.png", b"", "empty"),
-        ("big.pdf", b"%PDF-" + b"0" * svc.EVIDENCE_MAX_BYTES, "at most 10 MB"),
+        ("big.pdf", b"%PDF-" + b"0" * evidence_svc.EVIDENCE_MAX_BYTES, "at most 10 MB"),
     ],
 )
 def test_evidence_is_refused_by_type_and_size(name, content, message):
     case = file_objection(ListingFactory()).case
     with pytest.raises(svc.CaseRefused, match=message):
-        svc.add_evidence(case=case, upload=SimpleUploadedFile(name, content))
+        evidence_svc.add_evidence(case=case, upload=SimpleUploadedFile(name, content))
 
 
 def test_png_evidence_is_recognised_by_its_magic_bytes():
     case = file_objection(ListingFactory()).case
-    evidence = svc.add_evidence(case=case, upload=SimpleUploadedFile("scan.dat", PNG))
+    evidence = evidence_svc.add_evidence(case=case, upload=SimpleUploadedFile("scan.dat", PNG))
     assert (evidence.content_type, evidence.original_name) == ("image/png", "scan.png")
 
 

@@ -30,7 +30,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from agencies.models import Agency, Membership
 from agencies.roles import OPERATORS_GROUP
 from lists.models import Batch, CreditList, Source, Watchlist, Webhook, WebhookDelivery
-from lists.services.cases import add_evidence, file_objection
+from lists.services.cases import file_objection
+from lists.services.evidence import add_evidence
 from tests.factories import ListingFactory, MembershipFactory, UserFactory
 from tests.portal.api_helpers import auth, make_key
 
