@@ -7,7 +7,7 @@ Statements per search, whatever the result size (asserted in tests/lists/test_se
 * name query: one statement string that sets the statement timeout for itself and returns the
   ranked subjects (a UNION ALL of match tiers over `lists_subjectname`, each with its own LIMIT)
   together with the facet counts; one more for the subjects of the page; one more (typo
-  candidates plus facets) only when nothing matched; and every STATS_TTL_SECONDS one read of
+  candidates plus facets) only when nothing matched; and every bigrams.STATS_TTL_SECONDS one read of
   the planner statistics of the bigram column.
 
 Counts and facets cover at most CAP matching subjects, because exact counts of common fragments
@@ -24,62 +24,43 @@ pinyin or initials prefix 450-550; fragment of the core 400; one-character typo 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
-from stdnum import numdb
 
 from lists.identifiers import PERSON_ID, classify_identifier, compact_identifier, person_id_hash
-from lists.models import CreditList, Listing, Subject, SubjectType
+from lists.models import Subject
 from lists.models.subjects import legacy_id_condition
-from lists.search.regions import region_names
+from lists.search.bigrams import bigram_weights, gin_tsquery, is_common, quote_token
+from lists.search.facets import (
+    STATUSES,
+    Facets,
+    SearchFilters,
+    facet_label,
+    facets_sql,
+    filter_sql,
+    no_facets,
+)
 from lists.search.text import QueryForms, cjk_bigrams, query_forms
-from lists.search.words import BRANCH_WORDS, INDUSTRY_WORDS, LEGAL_WORDS
 
 CAP = 300  # matching subjects ranked, counted and faceted at most (shown as "more than 300")
 STATEMENT_TIMEOUT_MS = 2000
 SCAN_LIMIT = 10 * CAP  # name rows a tier reads at most before the filters
 MAX_QUERY_CHARS = 100
 MAX_PER_PAGE = 100
-MAX_GIN_BIGRAMS = 4  # strpos rechecks the rest; more posting lists only cost time
 TYPO_MIN_CHARS = 4
-COMMON_SHARE = 0.005  # a bigram in more name rows than this is common (pg_stats)
-COMMON_ROWS = 5000  # … and in at least this many
-STATS_TTL_SECONDS = 600
 TYPO_RARE_WEIGHT = 0.2  # typo candidates come from bigrams in under 0.1 % of the name rows
 MIN_INITIALS_PREFIX = 3
-STATUSES = {
-    "active": list(Listing.IN_FORCE),
-    "expired": [Listing.Status.EXPIRED],
-    "repaired": [Listing.Status.REPAIRED],
-    "all": None,
-}
-FACETS = ("lists", "agencies", "kinds", "subject_types", "regions", "status")
 FEATURES = ("identifier", "exact_name", "alias", "former", "english", "pinyin", "fragment", "fuzzy")
 
 _IDENTIFIER_SHAPE = re.compile(r"^[0-9A-Z]{9}$|^[0-9A-Z]{15}$|^[0-9A-Z]{18}$")
 _HAS_CJK = re.compile("[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
-_REGION_PREFIX = re.compile(r"^\d{2}(?:\d{2}){0,2}$")
 _KIND_FEATURE = {"name": "fragment", "alias": "alias", "former": "former", "en": "english"}
 _EXACT_FEATURE = {"name": "exact_name", "alias": "alias", "former": "former", "en": "english"}
-
-
-Facets = dict[str, list[tuple[str, str, int]]]
-
-
-@dataclass
-class SearchFilters:
-    lists: list[str] = field(default_factory=list)  # credit list codes
-    agencies: list[str] = field(default_factory=list)  # agency codes
-    kinds: list[str] = field(default_factory=list)  # CreditList.Kind values
-    subject_types: list[str] = field(default_factory=list)  # SubjectType values
-    regions: list[str] = field(default_factory=list)  # division code prefixes: 2, 4 or 6 digits
-    status: str = "active"  # active | expired | repaired | all
 
 
 @dataclass
@@ -134,7 +115,7 @@ def search_subjects(
                 total=1,
                 total_is_capped=False,
                 identifier_match=subject,
-                facets=_no_facets(),
+                facets=no_facets(),
             )
         if _is_person_id(text):
             return _empty()  # never search names with an ID number
@@ -166,18 +147,14 @@ def _savepoint_if_in_transaction() -> Iterator[None]:
 
 def _empty(**flags: bool) -> SearchResult:
     return SearchResult(
-        hits=[], total=0, total_is_capped=False, identifier_match=None, facets=_no_facets(), **flags
+        hits=[], total=0, total_is_capped=False, identifier_match=None, facets=no_facets(), **flags
     )
-
-
-def _no_facets() -> dict[str, list[tuple[str, str, int]]]:
-    return {name: [] for name in FACETS}
 
 
 def _search(cursor, forms: QueryForms, filters: SearchFilters, page: int, per_page: int) -> SearchResult:  # type: ignore[no-untyped-def]
     matches, facets = _name_matches(cursor, forms, filters)
     has_cjk = _HAS_CJK.search(forms.normalized)
-    if not matches and has_cjk and _is_common(forms.bigrams, bigram_weights(cursor)):
+    if not matches and has_cjk and is_common(forms.bigrams, bigram_weights(cursor)):
         return _empty(too_broad=True)
     if not matches and has_cjk and len(forms.normalized) >= TYPO_MIN_CHARS:
         matches, facets = _typo_matches(cursor, forms, filters)
@@ -248,7 +225,7 @@ def _is_person_id(text: str) -> bool:
 
 def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> tuple[list[_Match], Facets]:  # type: ignore[no-untyped-def]
     """Return up to CAP matching subjects, best first, from one UNION ALL over the match tiers."""
-    where, where_params = _filter_sql(filters, "sn.subject_id")
+    where, where_params = filter_sql(filters, "sn.subject_id")
     branches: list[tuple[str, list[Any]]] = []
 
     def add(score_sql: str, feature_sql: str, condition: str, params: list[Any]) -> None:
@@ -287,7 +264,7 @@ def _name_matches(cursor, forms: QueryForms, filters: SearchFilters) -> tuple[li
     # (English names, the Latin brand of a Chinese name) and by pinyin instead.
     weights = bigram_weights(cursor)
     fragment = gin_tsquery(forms.bigrams, weights) if _HAS_CJK.search(forms.normalized) else ""
-    if fragment and _is_common(forms.bigrams, weights):
+    if fragment and is_common(forms.bigrams, weights):
         fragment = ""  # 地产开, 农业发展: exact names only, or "too broad"
     if fragment:
         add(
@@ -344,22 +321,20 @@ def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> tuple[li
     bigrams = cjk_bigrams(source).split()
     unique = list(dict.fromkeys(bigrams))
     if len(bigrams) < 3:
-        return [], _no_facets()
+        return [], no_facets()
     weights = bigram_weights(cursor)
     rare = [j for j, b in enumerate(bigrams) if weights.get(b, 0) < TYPO_RARE_WEIGHT]
     if not rare:
-        return [], _no_facets()  # only common words left (房地产开发有限公司): any guess would be arbitrary
+        return [], no_facets()  # only common words left (房地产开发有限公司): any guess would be arbitrary
     if len(rare) >= 3:
         alternatives = {
             tuple(sorted({bigrams[j] for j in rare if j not in (i - 1, i)})) for i in range(len(bigrams) + 1)
         }
     else:  # the typo may have spoiled all but one of them
         alternatives = {(bigrams[j],) for j in rare}
-    tsquery = " | ".join(
-        "(" + " & ".join(map(_quote_token, alt)) + ")" for alt in sorted(alternatives) if alt
-    )
+    tsquery = " | ".join("(" + " & ".join(map(quote_token, alt)) + ")" for alt in sorted(alternatives) if alt)
     held = " + ".join(["(sn.search_vector @@ to_tsquery('simple', %s))::int"] * len(unique))
-    where, where_params = _filter_sql(filters, "sn.subject_id")
+    where, where_params = filter_sql(filters, "sn.subject_id")
     need = len(unique) - 2
     sql = f"""
         SELECT c.subject_id, 300 + 100.0 * c.held / %s AS tier, 'fuzzy' AS feature,
@@ -369,7 +344,7 @@ def _typo_matches(cursor, forms: QueryForms, filters: SearchFilters) -> tuple[li
               WHERE sn.search_vector @@ to_tsquery('simple', %s) AND {held} >= %s{where}
               LIMIT {CAP}) c
     """  # noqa: S608 - only placeholders and fixed SQL are interpolated
-    tokens = [_quote_token(b) for b in unique]
+    tokens = [quote_token(b) for b in unique]
     params = [len(unique), len(source), *tokens, tsquery, *tokens, need, *where_params]
     return _run_ranked(cursor, [(f"({sql})", params)], filters)
 
@@ -385,7 +360,7 @@ def _run_ranked(
     union = " UNION ALL ".join(sql for sql, _ in branches)
     params: list[Any] = [str(int(STATEMENT_TIMEOUT_MS))]
     params += [p for _, branch_params in branches for p in branch_params]
-    facet_sql, facet_params = _facets_sql(filters)
+    facet_sql, facet_params = facets_sql(filters)
     cursor.execute(
         f"""
         SELECT set_config('statement_timeout', %s, true), set_config('jit', 'off', true);
@@ -402,13 +377,13 @@ def _run_ranked(
         params + facet_params,
     )
     cursor.nextset()
-    matches, facets = [], _no_facets()
+    matches, facets = [], no_facets()
     for facet, subject_id, tier, length, features, value, label, count in cursor.fetchall():
         if facet == "hit":
             score = float(tier) + 1.0 / (2 + float(length))
             matches.append(_Match(subject_id, score, list(dict.fromkeys(features)), int(length), float(tier)))
         else:
-            facets[facet].append((value, label or _label(facet, value), count))
+            facets[facet].append((value, label or facet_label(facet, value), count))
     matches.sort(key=lambda m: (-m.tier, m.length, m.subject_id))
     for values in facets.values():
         values.sort(key=lambda v: (-v[2], v[0]))
@@ -429,175 +404,8 @@ def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _quote_token(token: str) -> str:
-    """Return a tsquery operand for one token, quoted so that no operator character survives."""
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
 def _words_tsquery(latin: str) -> str:
     """Return "'ping' & 'an' & 'ba':*": every word, the last one possibly unfinished."""
-    words = [_quote_token(w) for w in latin.split()]
+    words = [quote_token(w) for w in latin.split()]
     words[-1] += ":*"
     return " & ".join(words)
-
-
-def _is_common(bigrams: str, weights: dict[str, float]) -> bool:
-    """Return whether every bigram of a query is common, so that it matches a large share of names."""
-    return all(weights.get(b, 0) >= 1 for b in bigrams.split())
-
-
-def gin_tsquery(bigrams: str, weights: dict[str, float]) -> str:
-    """Return an AND tsquery over the rarest few query bigrams (strpos rechecks the whole query)."""
-    unique = list(dict.fromkeys(bigrams.split()))
-    if not unique:
-        return ""
-    ranked = sorted(unique, key=lambda b: weights.get(b, 0))  # stable: keeps query order on ties
-    rare = [b for b in ranked if weights.get(b, 0) < 1]
-    # A common bigram's posting list (贸易: one name in ten) costs more than rechecking the rows
-    # that the rare ones find.
-    return " & ".join(_quote_token(b) for b in (rare or ranked[:2])[:MAX_GIN_BIGRAMS])
-
-
-_stats: tuple[float, dict[str, float]] = (0.0, {})
-
-
-def bigram_weights(cursor) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Return how common bigrams are; 1 or more is common.
-
-    Legal forms, places and industry words are always common; so is any bigram in more than
-    COMMON_SHARE and COMMON_ROWS of the name rows by the planner statistics (refreshed every STATS_TTL_SECONDS).
-    """
-    global _stats
-    expires, weights = _stats
-    if time.monotonic() < expires:
-        return weights
-    cursor.execute(
-        """
-        SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples
-        FROM pg_stats s JOIN pg_class c ON c.oid = 'lists_subjectname'::regclass
-        WHERE s.schemaname = current_schema() AND s.tablename = 'lists_subjectname'
-          AND s.attname = 'search_vector'
-        """
-    )
-    bigrams, shares, rows = cursor.fetchone() or ([], [], 0)
-    weights = dict(_static_weights())
-    # In a small table every bigram has a large share; only many rows make one costly.
-    scale = 1 / max(COMMON_SHARE, COMMON_ROWS / max(rows, 1))
-    for bigram, share in zip(bigrams or [], shares or [], strict=False):
-        weights[bigram] = max(weights.get(bigram, 0), share * scale)
-    _stats = (time.monotonic() + STATS_TTL_SECONDS, weights)
-    return weights
-
-
-@cache
-def _static_weights() -> dict[str, float]:
-    """Return bigrams that occur in most names (legal forms 2, places and industries 1)."""
-    places = (name for name in region_names() if len(name) <= 4)
-    common = {b: 1.0 for word in (*INDUSTRY_WORDS, *places) for b in cjk_bigrams(word).split()}
-    common.update({b: 2.0 for word in LEGAL_WORDS | BRANCH_WORDS for b in cjk_bigrams(word).split()})
-    return common
-
-
-# --- filters and facets ----------------------------------------------------------------------
-
-
-def _filter_sql(filters: SearchFilters, subject_column: str) -> tuple[str, list[Any]]:
-    """Return " AND …" conditions on a subject id column for the filters, and their parameters."""
-    sql, params = "", []
-    statuses = STATUSES[filters.status]
-    list_conditions, list_params = [], []
-    if filters.lists:
-        list_conditions.append("cl.code = ANY(%s)")
-        list_params.append(list(filters.lists))
-    if filters.agencies:
-        list_conditions.append("cl.agency_id IN (SELECT a.id FROM agencies_agency a WHERE a.code = ANY(%s))")
-        list_params.append(list(filters.agencies))
-    if filters.kinds:
-        list_conditions.append("cl.kind = ANY(%s)")
-        list_params.append(list(filters.kinds))
-    if statuses is not None or list_conditions:
-        sql += f" AND EXISTS (SELECT 1 FROM lists_listing l WHERE l.subject_id = {subject_column}"  # noqa: S608
-        if statuses is not None:
-            sql += " AND l.status = ANY(%s)"
-            params.append([str(s) for s in statuses])
-        if list_conditions:
-            sql += " AND l.credit_list_id IN (SELECT cl.id FROM lists_creditlist cl WHERE "
-            sql += " AND ".join(list_conditions) + ")"
-            params += list_params
-        sql += ")"
-    regions = [r for r in filters.regions if _REGION_PREFIX.match(r)]
-    if filters.subject_types or filters.regions:
-        sql += f" AND EXISTS (SELECT 1 FROM lists_subject s WHERE s.id = {subject_column}"  # noqa: S608
-        if filters.subject_types:
-            sql += " AND s.subject_type = ANY(%s)"
-            params.append(list(filters.subject_types))
-        if filters.regions:
-            sql += " AND s.region_code LIKE ANY(%s)"
-            params.append([r + "%" for r in regions] or ["-"])  # only malformed prefixes: no match
-        sql += ")"
-    return sql, params
-
-
-def _facets_sql(filters: SearchFilters) -> tuple[str, list[Any]]:
-    """Return the CTEs and final SELECT that list the hits of CTE r and count them per facet value.
-
-    Every row is (facet, subject_id, tier, len, features, value, label, count); facet "hit" rows
-    are the ranked subjects, the others counts of those subjects per list, agency, list kind,
-    subject type, region (one level below the deepest region filter) and status.
-    """
-    statuses = STATUSES[filters.status]
-    status_sql = " AND status = ANY(%s)" if statuses is not None else ""
-    digits = min(6, 2 + 2 * max((len(r) // 2 for r in filters.regions if _REGION_PREFIX.match(r)), default=0))
-    sql = f"""
-        l AS MATERIALIZED (
-            SELECT l.subject_id, l.status, cl.code, cl.name_zh, cl.kind, a.code AS agency,
-                   a.name_zh AS agency_name
-            FROM lists_listing l
-            JOIN lists_creditlist cl ON cl.id = l.credit_list_id
-            JOIN agencies_agency a ON a.id = cl.agency_id
-            WHERE l.subject_id = ANY(ARRAY(SELECT subject_id FROM r))
-        ), f AS MATERIALIZED (SELECT * FROM l WHERE TRUE{status_sql}),
-        s AS MATERIALIZED (
-            SELECT id, subject_type, region_code FROM lists_subject
-            WHERE id = ANY(ARRAY(SELECT subject_id FROM r))
-        )
-        SELECT 'hit', subject_id, tier, len, features, NULL, NULL, NULL::bigint FROM r
-        UNION ALL SELECT 'lists', NULL, NULL, NULL, NULL, code, max(name_zh), count(DISTINCT subject_id)
-            FROM f GROUP BY code
-        UNION ALL SELECT 'agencies', NULL, NULL, NULL, NULL, agency, max(agency_name), count(DISTINCT subject_id)
-            FROM f GROUP BY agency
-        UNION ALL SELECT 'kinds', NULL, NULL, NULL, NULL, kind, '', count(DISTINCT subject_id) FROM f GROUP BY kind
-        UNION ALL SELECT 'subject_types', NULL, NULL, NULL, NULL, subject_type, '', count(*)
-            FROM s GROUP BY subject_type
-        UNION ALL SELECT 'regions', NULL, NULL, NULL, NULL, left(region_code, {digits}), '', count(*)
-            FROM s WHERE length(region_code) >= {digits} GROUP BY left(region_code, {digits})
-        UNION ALL SELECT 'status', NULL, NULL, NULL, NULL, st, '', count(DISTINCT subject_id) FROM (
-            SELECT subject_id, CASE WHEN status IN ('active', 'disputed') THEN 'active' ELSE status END AS st
-            FROM l WHERE status IN ('active', 'disputed', 'expired', 'repaired')) x GROUP BY st
-    """  # noqa: S608 - only fixed SQL and an integer are interpolated
-    return sql, [[str(s) for s in statuses]] if statuses is not None else []
-
-
-def _label(facet: str, value: str) -> str:
-    if facet == "kinds":
-        return str(dict(CreditList.Kind.choices).get(value, value))
-    if facet == "subject_types":
-        return str(dict(SubjectType.choices).get(value, value))
-    if facet == "status":
-        return str(
-            {"active": Listing.Status.ACTIVE.label}.get(value, dict(Listing.Status.choices).get(value, value))
-        )
-    if facet == "regions":
-        return region_label(value)
-    return value
-
-
-@cache
-def region_label(prefix: str) -> str:
-    """Return the name of the division a 2-, 4- or 6-digit code prefix stands for (广东省, 深圳市)."""
-    code = prefix.ljust(6, "0")
-    names = [
-        props.get("province") or props.get("county") or "" for _, props in numdb.get("cn/loc").info(code)
-    ]
-    names = [re.sub(r"\[[^\]]*\]", "", n.split(",")[-1]).strip() for n in names if n]
-    return (names[len(prefix) // 2 - 1] if len(names) >= len(prefix) // 2 else "".join(names)) or prefix

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from .. import identifiers as ids
 from ..models.subjects import legacy_id_condition
-from ..search.query import bigram_weights, gin_tsquery  # one notion of a rare bigram
+from ..search.bigrams import bigram_weights, gin_tsquery  # one notion of a rare bigram
 from ..search.text import QueryForms, query_forms
 from .measures import in_force_sql
 
