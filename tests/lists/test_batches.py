@@ -569,6 +569,12 @@ def test_until_a_big_batch_s_restrictions_are_written_checks_derive_them(
     assert not PendingRecompute.objects.exists()
     assert {uscc: answers(uscc) for uscc in during} == during, "the recorded restrictions say the same"
 
+    with django_capture_on_commit_callbacks():
+        batches.rollback_batch(batch_id=batch.pk, actor=approver)
+    assert PendingRecompute.objects.get(batch=batch).reason == "rollback"
+    assert answers(valid_uscc(1)) == restricted, "the rollback restores company 1's measures at once"
+    assert answers(valid_uscc(3))["check"] == set()
+
 
 def test_a_legacy_xls_workbook_loads(tax_list):
     batch = load(tax_list, (DATA / "small_list.xls").read_bytes(), filename="small_list.xls")
