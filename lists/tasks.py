@@ -17,14 +17,10 @@ def expire_listings() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def apply_measures(
-    listing_ids: list[int] | None = None,
-    reason: str = "listing_ended",
-    feed_reason: str | None = None,
-    pending_id: int | None = None,
+    listing_ids: list[int] | None = None, reason: str = "listing_ended", feed_reason: str | None = None
 ) -> dict[str, int]:
     """Recompute restrictions from the current catalogue edition (one transaction: safe to re-run)."""
     result = measures.apply_measures(listing_ids=listing_ids, reason=reason, feed_reason=feed_reason)
-    measures.finish_recompute(pending_id)
     return {"lifted": result.lifted, "derived": result.derived, "changes": result.changes}
 
 

@@ -206,7 +206,8 @@ class PendingRecompute(models.Model):
     task after they commit (minutes for a million listings). While any row is here, checks,
     screening, subject pages and the API derive what is in force from the listings and the
     catalogue (lists.services.measures.in_force_sql), so none answers from the state
-    before. The task deletes its row once its restrictions are committed.
+    before. The task deletes its row once its restrictions are committed; a full recompute
+    (`manage.py apply_measures`) settles every row there when it starts.
     """
 
     batch = models.ForeignKey(

@@ -122,6 +122,7 @@ def apply_measures(
     the feed learn that the measures in force for that subject changed. Without it, the caller
     writes the feed itself (publish, expiry and repair already record the listing's change).
     A new edition that keeps a measure carries its restrictions over unchanged and silently.
+    A full recompute also settles every recompute pending when it starts (PendingRecompute).
     """
     scoped = listing_ids is not None
     scope_l, scope_r = ("AND l.id = ANY(%s)", "AND r.listing_id = ANY(%s)") if scoped else ("", "")
@@ -133,6 +134,9 @@ def apply_measures(
         with connection.cursor() as cursor:
             if not scoped:
                 cursor.execute("SET LOCAL work_mem = '256MB'")  # hash joins over millions of rows
+                # Read before the listings: each pending row's publication has committed by then.
+                cursor.execute("SELECT coalesce(array_agg(id), '{}') FROM lists_pendingrecompute")
+                settled = cursor.fetchone()[0]
             cursor.execute(_TEMP_TABLES)
             if not scoped:
                 # A scoped run (publish, expiry) may lift-and-re-add instead: same end state, and
@@ -155,6 +159,8 @@ def apply_measures(
                 _run(cursor, _REVIVE, [], "r.listing_id", feed_reason),
                 _run(cursor, _ADD, [], "listing_id", feed_reason),
             ]
+            if not scoped:
+                cursor.execute("DELETE FROM lists_pendingrecompute WHERE id = ANY(%s)", [settled])
         result = MeasuresResult(lifted=counts[0], derived=counts[1] + counts[2])
         if feed_reason is not None:
             result.changes = record_changes_sql(

@@ -57,8 +57,8 @@ def _recompute_on_commit() -> None:
     from ..tasks import apply_measures  # tasks import services: import at call time
 
     if Listing.objects.in_force().exists():  # a fresh install has nothing to recompute
-        pending = defer_recompute(reason="catalogue")
-        apply_measures.delay_on_commit(reason="catalogue", feed_reason="catalogue", pending_id=pending)
+        defer_recompute(reason="catalogue")  # settled by the full recompute
+        apply_measures.delay_on_commit(reason="catalogue", feed_reason="catalogue")
 
 
 def _load_agencies(owners: list[dict[str, Any]]) -> dict[str, Agency]:
