@@ -47,20 +47,22 @@ def requeue_stranded_batches() -> list[int]:
 def apply_batch_measures(
     batch_id: int, reason: str = "batch_removed", pending_id: int | None = None
 ) -> dict[str, int]:
-    """Recompute a big batch's restrictions, then index its new subjects' names (idempotent).
+    """Index a big batch's new subjects' names, then record its restrictions (idempotent).
 
-    Restrictions first: until they are written, checks derive them for each subject, which
-    costs more than reading them.
+    Names first: until they are indexed a name search does not find the new subjects, while
+    every reader of restrictions derives them until they are recorded (PendingRecompute).
     """
     from .models import Batch
-    from .services.batches.publishing import ANALYZED, index_new_names, touched_listings
+    from .services.batches.publishing import ANALYZED, index_new_names, step, touched_listings
     from .services.batches.staging import analyze
 
     batch = Batch.objects.get(pk=batch_id)
     analyze(*ANALYZED)  # the publication left these tables with planner statistics of before
-    result = measures.apply_measures(listing_ids=touched_listings(batch), reason=reason)
-    measures.finish_recompute(pending_id)
-    names = index_new_names(batch)
+    with step(batch, "after commit: search names"):
+        names = index_new_names(batch)
+    with step(batch, "after commit: restrictions"):
+        result = measures.apply_measures(listing_ids=touched_listings(batch), reason=reason)
+        measures.finish_recompute(pending_id)
     return {"names": names, "lifted": result.lifted, "derived": result.derived}
 
 
