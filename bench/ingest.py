@@ -192,7 +192,7 @@ def run(
         facts["restricted_before_task"], facts["check_p95_before_task_ms"] = counter_checks(rows)
         pending = PendingRecompute.objects.get(batch=first)
         timed(
-            "restrictions (apply_batch_measures task, after commit)",
+            "search names + restrictions (apply_batch_measures task, after commit)",
             results,
             tasks.apply_batch_measures,
             first.pk,
