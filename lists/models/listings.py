@@ -207,7 +207,7 @@ class PendingRecompute(models.Model):
     screening, subject pages and the API derive what is in force from the listings and the
     catalogue (lists.services.measures.in_force_sql), so none answers from the state
     before. The task deletes its row once its restrictions are committed; a full recompute
-    (`manage.py apply_measures`) settles every row there when it starts.
+    (`manage.py apply_measures`) also deletes the rows that were here when it began.
     """
 
     batch = models.ForeignKey(
