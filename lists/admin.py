@@ -18,6 +18,7 @@ from .models import (
     Holiday,
     Listing,
     Measure,
+    PendingRecompute,
     Restriction,
     Source,
     Subject,
@@ -65,6 +66,14 @@ class RestrictionAdmin(ReadOnlyAdmin):
     list_display = ["subject", "measure", "starts_on", "ends_on", "lifted_at"]
     raw_id_fields = ["subject", "listing"]
     list_select_related = ["subject", "measure"]
+
+
+@admin.register(PendingRecompute)
+class PendingRecomputeAdmin(ReadOnlyAdmin):
+    """Recomputes committed to but not yet recorded; one that stays here, its task has failed."""
+
+    list_display = ["created_at", "reason", "batch"]
+    list_select_related = ["batch"]
 
 
 @admin.register(Batch)

@@ -230,7 +230,7 @@ def test_an_approver_publishes_and_the_uploader_cannot(uploader, approver, tax_l
 
 
 def test_a_big_batch_page_says_its_measures_are_being_recorded_until_they_are(
-    uploader, approver, tax_list, monkeypatch, django_capture_on_commit_callbacks
+    uploader, approver, tax_list, monkeypatch, django_capture_on_commit_callbacks, admin_client
 ):
     from lists import tasks
     from lists.services.batches import publishing
@@ -241,6 +241,8 @@ def test_a_big_batch_page_says_its_measures_are_being_recorded_until_they_are(
         assert approver.post(reverse("staff:batch-publish", args=[batch.pk])).status_code == 302
     page = uploader.get(reverse("staff:batch-detail", args=[batch.pk])).content.decode()
     assert 'id="batch-measures"' in page and "being recorded since" in page
+    listed = admin_client.get("/admin/lists/pendingrecompute/").content.decode()
+    assert "publication" in listed, "operators see what is still being recorded"
     tasks.apply_batch_measures(batch.pk, "batch_removed", PendingRecompute.objects.get(batch=batch).pk)
     page = uploader.get(reverse("staff:batch-detail", args=[batch.pk])).content.decode()
     assert 'id="batch-measures"' not in page

@@ -305,7 +305,8 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
         return
     from ... import tasks  # the tasks module imports the services: import it late
 
-    pending = measures.defer_recompute(reason=reason, batch_id=batch.pk)
+    cause = "rollback" if reason == "rollback" else "publication"  # `reason` is the lifting's
+    pending = measures.defer_recompute(reason=cause, batch_id=batch.pk)
     tasks.apply_batch_measures.delay_on_commit(batch.pk, reason, pending)
 
 
