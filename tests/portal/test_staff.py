@@ -85,7 +85,7 @@ def test_staff_sign_in_and_out_are_audited(tax_list):
     response = client.post(
         reverse("staff:login"), {"username": user.username, "password": "correct-horse-battery"}
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == reverse("staff:dashboard")
     assert AuditEvent.objects.get(action="staff.login").ip_address == "192.0.2.1"
     client.post(reverse("staff:logout"))
     assert AuditEvent.objects.filter(action="staff.logout", actor=user).exists()
