@@ -219,6 +219,15 @@ def run(
         listings=Listing.objects.filter(credit_list=credit_list).count(),
         cpu_reference_ms=round(reference * 1000),
     )
+    # The latest first, as the service requires; the second one changed nothing.
+    batches.rollback_batch(batch_id=again.pk, actor="bench/ingest.py")
+    timed(
+        "roll back the first upload (ends every listing it added)",
+        results,
+        batches.rollback_batch,
+        batch_id=first.pk,
+        actor="bench/ingest.py",
+    )
     return results, facts
 
 
@@ -254,8 +263,8 @@ def write_results(results: dict[str, Result], facts: dict[str, float], list_code
             for label, (sec, rss, child, pss, load) in results.items()
         ],
         "",
-        f"Published listings afterwards: {facts['listings']:,}. Targets: validate+diff ≤ 60 s, publish ≤ 30 s, "
-        "re-upload ≤ 30 s, peak memory ≤ 1 GB (for 1,000,000 rows; this process plus its workers, as PSS: "
+        f"Published listings before the rollback: {facts['listings']:,}. Targets: validate+diff ≤ 60 s, "
+        "publish ≤ 30 s, re-upload ≤ 30 s, peak memory ≤ 1 GB (for 1,000,000 rows; this process plus its workers, as PSS: "
         "RSS counts the pages a forked worker shares with this process in both; this process also holds "
         "the bench's own copy of the file).",
         *_check_lines(facts),

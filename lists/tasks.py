@@ -32,14 +32,35 @@ def process_batch(batch_id: int) -> str:
     return process(batch_id=batch_id).status
 
 
+# No retry: a failure returns the batch to the approver with the reason (services/batches/queued.py).
+@shared_task(acks_late=True)
+def publish_batch(batch_id: int, ip_address: str | None = None) -> str:
+    """Publish a batch an approver queued (a second run does nothing)."""
+    from .services.batches import publish_queued
+
+    return publish_queued(batch_id=batch_id, ip_address=ip_address).status
+
+
+@shared_task(acks_late=True)
+def rollback_batch(batch_id: int, ip_address: str | None = None) -> str:
+    """Roll back a batch an approver queued for it (a second run does nothing)."""
+    from .services.batches import rollback_queued
+
+    return rollback_queued(batch_id=batch_id, ip_address=ip_address).status
+
+
 @shared_task(acks_late=True)
 def requeue_stranded_batches() -> list[int]:
-    """Queue again the batches whose validation task was lost (process_batch is idempotent)."""
-    from .services.batches import stranded_batches
+    """Queue again the batches whose validation, publication or rollback task was lost (each is idempotent)."""
+    from .models import Batch
+    from .services.batches import stranded_actions, stranded_batches
 
     batch_ids = stranded_batches()
     for batch_id in batch_ids:
         process_batch.delay(batch_id)
+    for status, batch_id in stranded_actions():
+        (publish_batch if status == Batch.Status.PUBLISHING else rollback_batch).delay(batch_id)
+        batch_ids.append(batch_id)
     return batch_ids
 
 

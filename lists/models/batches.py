@@ -32,6 +32,7 @@ class Batch(models.Model):
         INCREMENTAL = "incremental", "Incremental"
 
     class Status(models.TextChoices):
+        # PUBLISHING and ROLLING_BACK: approved, and queued for a task (services/batches/queued.py).
         RECEIVED = "received", "Received"
         PROCESSING = "processing", "Validating"
         NEEDS_MAPPING = "needs_mapping", "Column mapping to confirm"
@@ -40,6 +41,7 @@ class Batch(models.Model):
         PUBLISHED = "published", "Published"
         REJECTED = "rejected", "Rejected"
         FAILED = "failed", "Failed"
+        ROLLING_BACK = "rolling_back", "Rolling back"
         ROLLED_BACK = "rolled_back", "Rolled back"
 
     credit_list = models.ForeignKey(CreditList, on_delete=models.PROTECT, related_name="batches")
@@ -79,6 +81,9 @@ class Batch(models.Model):
     )
     source = models.ForeignKey(
         "lists.Source", null=True, blank=True, on_delete=models.SET_NULL, related_name="batches"
+    )
+    queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its publication or rollback was queued"
     )
     first_seq = models.BigIntegerField(null=True, blank=True, help_text="First change-feed entry it wrote")
     last_seq = models.BigIntegerField(null=True, blank=True)

@@ -204,7 +204,7 @@ def _is_repeat(source: Source, feed: Feed) -> bool:
         latest
         and latest.source_id == source.pk
         and latest.sha256 == hashlib.sha256(feed.payload).hexdigest()
-        and latest.status in (Batch.Status.READY, Batch.Status.PUBLISHED)
+        and latest.status in (Batch.Status.READY, Batch.Status.PUBLISHING, Batch.Status.PUBLISHED)
     )
 
 

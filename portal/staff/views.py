@@ -34,7 +34,14 @@ from .forms import MappingForm, PublishForm, RejectForm, RollbackForm, UploadFor
 
 UPLOAD_ROLES = (Membership.Role.UPLOADER, Membership.Role.ADMIN)
 APPROVE_ROLES = (Membership.Role.APPROVER, Membership.Role.ADMIN)
-BUSY = (Batch.Status.RECEIVED, Batch.Status.PROCESSING, Batch.Status.PUBLISHING)
+BUSY = (Batch.Status.RECEIVED, Batch.Status.PROCESSING, Batch.Status.PUBLISHING, Batch.Status.ROLLING_BACK)
+REMAPPABLE = (Batch.Status.NEEDS_MAPPING, Batch.Status.READY, Batch.Status.FAILED)
+_DONE_OR_QUEUED: dict[str, str] = {
+    Batch.Status.PUBLISHED: "Published.",
+    Batch.Status.PUBLISHING: "Approved. A big batch is published in the background: this page follows it.",
+    Batch.Status.ROLLED_BACK: "Rolled back.",
+    Batch.Status.ROLLING_BACK: "A big batch is rolled back in the background: this page follows it.",
+}
 ROW_FILTERS = {
     "add": {"action": "add"},
     "change": {"action": "change"},
@@ -127,7 +134,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "batch": batch,
         "busy": batch.status in BUSY,
         "problems": problems,
-        "mapping_form": _mapping_form(batch) if batch.status != Batch.Status.PUBLISHED else None,
+        "mapping_form": _mapping_form(batch) if batch.status in REMAPPABLE else None,
         "can_approve": has_role(user, batch.credit_list.agency, *APPROVE_ROLES)
         and user.pk != batch.uploaded_by_id,
         "can_upload": has_role(user, batch.credit_list.agency, *UPLOAD_ROLES),
@@ -247,7 +254,7 @@ def batch_publish(request: HttpRequest, pk: int) -> HttpResponse:
     form = PublishForm(request.POST)
     form.is_valid()
     try:
-        batches.publish_batch(
+        batch = batches.request_publication(
             batch_id=batch.pk,
             approver=request.user,
             skip_invalid=form.cleaned_data.get("skip_invalid", False),
@@ -256,7 +263,7 @@ def batch_publish(request: HttpRequest, pk: int) -> HttpResponse:
     except BatchError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Published.")
+        messages.success(request, _DONE_OR_QUEUED[batch.status])
     return redirect("staff:batch-detail", pk=batch.pk)
 
 
@@ -286,11 +293,13 @@ def batch_rollback(request: HttpRequest, pk: int) -> HttpResponse:
     form = RollbackForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            batches.rollback_batch(batch_id=batch.pk, actor=request.user, ip_address=client_ip(request))
+            batch = batches.request_rollback(
+                batch_id=batch.pk, actor=request.user, ip_address=client_ip(request)
+            )
         except BatchError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Rolled back.")
+            messages.success(request, _DONE_OR_QUEUED[batch.status])
             return redirect("staff:batch-detail", pk=batch.pk)
     return render(request, "staff/batch_rollback.html", {"batch": batch, "form": form})
 

@@ -77,3 +77,39 @@ def test_upload_approve_publish_and_roll_back_in_the_browser(browser_page, live_
     assert not Listing.objects.in_force().filter(subject__name=NAME).exists()
     page.goto(live_server.url + reverse("public:search") + f"?q={NAME}")
     assert f"/subjects/{Listing.objects.get(subject__name=NAME).subject_id}/" not in page.content()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_big_batch_publishes_in_the_background_and_its_page_follows(browser_page, live_server, monkeypatch):
+    from lists import tasks
+    from lists.services.batches import queued
+    from portal.celery import app
+
+    monkeypatch.setattr(queued, "IN_REQUEST_ROWS", 0)  # as if it had a million rows
+    page = browser_page
+    tax_list = CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
+    approver = MembershipFactory(agency=tax_list.agency, role=Membership.Role.APPROVER).user
+    payload = (
+        f"名称,统一社会信用代码,文书号,列入原因,决定日期\n{NAME},{valid_uscc(4243)},税1号,x,2025-03-01\n"
+    )
+    batch = batches.receive_batch(
+        credit_list=tax_list,
+        payload=payload.encode(),
+        filename="big.csv",
+        mode="incremental",
+        origin="command",
+    )
+    batches.process_batch(batch_id=batch.pk)
+
+    sign_in(page, live_server, approver)
+    page.goto(live_server.url + reverse("staff:batch-detail", args=[batch.pk]))
+    with page.expect_navigation():
+        page.click("#publish")
+    assert page.locator("#batch-status").inner_text() == "Publishing"
+    assert page.locator("#batch-progress progress").get_attribute("value") is None, "no share to show"
+    assert not Listing.objects.in_force().filter(subject__name=NAME).exists()
+    app.control.purge()  # no worker runs in the test: do what it would do
+    tasks.publish_batch(batch.pk)
+    page.wait_for_selector("#rollback", timeout=15_000)  # the page's polling reloaded it
+    assert page.locator("#batch-status").inner_text() == "Published"

@@ -69,3 +69,47 @@ def test_a_batch_whose_task_was_lost_is_queued_again_and_validated() -> None:
             time.sleep(0.2)
     assert Batch.objects.get(pk=batch.pk).status == Batch.Status.READY
     assert tasks.requeue_stranded_batches() == []
+
+
+def wait_for_status(batch_id: int, status: str) -> str:
+    from lists.models import Batch
+
+    deadline = timezone.now() + dt.timedelta(seconds=30)
+    while (current := Batch.objects.get(pk=batch_id).status) != status and timezone.now() < deadline:
+        time.sleep(0.2)
+    return current
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_batch_is_published_by_a_worker_and_a_lost_rollback_is_queued_again(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agencies.models import Membership
+    from lists.models import Batch, CreditList
+    from lists.services import batches
+    from lists.services.batches import queued
+    from tests.factories import MembershipFactory, valid_uscc
+
+    monkeypatch.setattr(queued, "IN_REQUEST_ROWS", 0)  # as if it had a million rows
+    credit_list = CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
+    approver = MembershipFactory(agency=credit_list.agency, role=Membership.Role.APPROVER).user
+    payload = f"名称,统一社会信用代码,文书号,列入原因,决定日期\n测试1贸易有限公司,{valid_uscc(1)},税1号,x,2025-03-01\n"
+    batch = batches.receive_batch(
+        credit_list=credit_list,
+        payload=payload.encode(),
+        filename="big.csv",
+        mode="incremental",
+        origin="command",
+    )
+    batches.process_batch(batch_id=batch.pk)
+    app.control.purge()  # process_batch's own message: already done above
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        batches.request_publication(batch_id=batch.pk, approver=approver)
+        assert wait_for_status(batch.pk, Batch.Status.PUBLISHED) == Batch.Status.PUBLISHED
+    assert Listing.objects.in_force().filter(credit_list=credit_list).count() == 1
+
+    batches.request_rollback(batch_id=batch.pk, actor=approver)
+    app.control.purge()  # the task message is gone, as if Redis had lost it
+    Batch.objects.filter(pk=batch.pk).update(queued_at=timezone.now() - dt.timedelta(minutes=11))
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        assert tasks.requeue_stranded_batches.delay().get(timeout=30) == [batch.pk]
+        assert wait_for_status(batch.pk, Batch.Status.ROLLED_BACK) == Batch.Status.ROLLED_BACK
+    assert not Listing.objects.in_force().filter(credit_list=credit_list).exists()

@@ -326,3 +326,53 @@ def test_forms_need_csrf(uploader, tax_list):
     client.force_login(uploader.user)
     response = client.post(reverse("staff:batch-upload"), {"credit_list": tax_list.code})
     assert response.status_code == 403
+
+
+def test_a_big_batch_is_published_and_rolled_back_in_the_background_while_its_page_follows(
+    uploader, approver, tax_list, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A million rows take longer than a web request may (gunicorn kills it at 30 s)."""
+    from lists import tasks
+    from lists.services.batches import queued
+
+    monkeypatch.setattr(queued, "IN_REQUEST_ROWS", 0)  # as if the batch had a million rows
+    batch = uploaded(uploader, tax_list, company_csv(1, 2))
+    detail, status = (reverse(f"staff:{name}", args=[batch.pk]) for name in ("batch-detail", "batch-status"))
+    with django_capture_on_commit_callbacks():
+        response = approver.post(reverse("staff:batch-publish", args=[batch.pk]), follow=True)
+    page = response.content.decode()
+    assert "published in the background" in page and 'id="publish"' not in page
+    assert 'id="batch-progress" hidden' not in page and "waiting for a worker" in page
+    assert approver.get(status).json()["done"] is False
+    assert not Listing.objects.in_force().filter(credit_list=tax_list).exists()
+
+    tasks.publish_batch(batch.pk)
+    assert approver.get(status).json()["done"] is True
+    assert 'id="rollback"' in approver.get(detail).content.decode()
+    with django_capture_on_commit_callbacks():
+        response = approver.post(
+            reverse("staff:batch-rollback", args=[batch.pk]), {"confirm": "on"}, follow=True
+        )
+    page = response.content.decode()
+    assert "rolled back in the background" in page and 'id="rollback"' not in page
+    assert Listing.objects.in_force().filter(credit_list=tax_list).count() == 2
+    tasks.rollback_batch(batch.pk)
+    assert "Rolled back" in approver.get(detail).content.decode()
+    assert not Listing.objects.in_force().filter(credit_list=tax_list).exists()
+
+
+def test_a_batch_the_task_could_not_publish_shows_why_and_can_be_approved_again(
+    uploader, approver, tax_list, monkeypatch, django_capture_on_commit_callbacks
+):
+    from lists import tasks
+    from lists.services.batches import queued
+
+    monkeypatch.setattr(queued, "IN_REQUEST_ROWS", 0)
+    batch = uploaded(uploader, tax_list, company_csv(1))
+    with django_capture_on_commit_callbacks():
+        approver.post(reverse("staff:batch-publish", args=[batch.pk]))
+    Membership.objects.filter(user=approver.user).update(role=Membership.Role.UPLOADER)
+    tasks.publish_batch(batch.pk)
+    Membership.objects.filter(user=approver.user).update(role=Membership.Role.APPROVER)
+    page = approver.get(reverse("staff:batch-detail", args=[batch.pk])).content.decode()
+    assert "Not published: only an approver" in page and 'id="publish"' in page

@@ -2,6 +2,7 @@
 
 receive_batch → (task) process_batch → publish_batch → rollback_batch
                                      ↘ reject_batch
+A big batch is published and rolled back by a task (queued.py).
 """
 
 from .processing import (
@@ -13,6 +14,7 @@ from .processing import (
     stranded_batches,
 )
 from .publishing import check_approver, publish_batch
+from .queued import publish_queued, request_publication, request_rollback, rollback_queued, stranded_actions
 from .rollback import rollback_batch
 from .staging import list_schema
 
@@ -23,8 +25,13 @@ __all__ = [
     "list_schema",
     "process_batch",
     "publish_batch",
+    "publish_queued",
     "receive_batch",
     "reject_batch",
+    "request_publication",
+    "request_rollback",
     "rollback_batch",
+    "rollback_queued",
+    "stranded_actions",
     "stranded_batches",
 ]

@@ -210,8 +210,10 @@ def _same_file_today(batch: Batch, file_format: str) -> Batch | None:
             created_at__date=timezone.localdate(),
             status__in=[
                 Batch.Status.READY,
+                Batch.Status.PUBLISHING,
                 Batch.Status.PUBLISHED,
                 Batch.Status.REJECTED,
+                Batch.Status.ROLLING_BACK,
                 Batch.Status.ROLLED_BACK,
             ],
         )
@@ -395,7 +397,9 @@ def reject_batch(*, batch_id: int, actor: Any, reason: str = "", ip_address: str
     """Refuse a batch that has not been published; its file and rows are kept."""
     with transaction.atomic():
         batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
-        if batch.status in (Batch.Status.PUBLISHED, Batch.Status.ROLLED_BACK, Batch.Status.PUBLISHING):
+        if batch.status in (
+            Batch.Status.PUBLISHING, Batch.Status.PUBLISHED, Batch.Status.ROLLING_BACK, Batch.Status.ROLLED_BACK
+        ):  # fmt: skip
             raise BatchError("a published batch cannot be rejected; roll it back instead")
         if batch.status == Batch.Status.REJECTED:
             raise BatchError("the batch is already rejected")

@@ -241,12 +241,14 @@ def publish_batch(
     waived_by: str = "",
     skip_invalid: bool = False,
     ip_address: str | None = None,
+    queued: bool = False,
 ) -> Batch:
-    """Publish a ready batch in one transaction: all of it or nothing."""
+    """Publish a ready batch (`queued`: one marked publishing) in one transaction: all of it or nothing."""
     with transaction.atomic():
         batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
         credit_list = CreditList.objects.select_for_update().get(pk=batch.credit_list_id)
-        _check_publishable(batch, approver, waived_by, skip_invalid)
+        expected = Batch.Status.PUBLISHING if queued else Batch.Status.READY
+        check_publishable(batch, approver, waived_by, skip_invalid, expected=expected)
         # Under the list lock, re-diff if the list changed since validation (another batch,
         # an expiry, a repair): the preview the approver saw must be what gets published.
         if feed_position(credit_list.pk) != batch.counts.get("base_seq"):
@@ -310,8 +312,11 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
     tasks.apply_batch_measures.delay_on_commit(batch.pk, reason, pending)
 
 
-def _check_publishable(batch: Batch, approver: Any, waived_by: str, skip_invalid: bool) -> None:
-    if batch.status != Batch.Status.READY:
+def check_publishable(
+    batch: Batch, approver: Any, waived_by: str, skip_invalid: bool, *, expected: str = Batch.Status.READY
+) -> None:
+    """Raise BatchError, saying why, unless `approver` may publish the batch now."""
+    if batch.status != expected:
         raise BatchError(f"only a batch ready for approval can be published (this one is {batch.status})")
     check_approver(batch, approver, waived_by)
     if batch.counts.get("invalid") and not skip_invalid:
@@ -427,7 +432,12 @@ def touched_listings(batch: Batch) -> list[int]:
 
 def _finish(batch: Batch, credit_list: CreditList, approver: Any, waived_by: str, skip_invalid: bool) -> None:
     now = timezone.now()
-    batch.status, batch.published_at, batch.approved_at = Batch.Status.PUBLISHED, now, now
+    # A queued publication keeps the time the approver asked for it.
+    batch.status, batch.published_at, batch.approved_at = (
+        Batch.Status.PUBLISHED,
+        now,
+        batch.approved_at or now,
+    )
     batch.approved_by, batch.approval_waived_by, batch.skip_invalid = approver, waived_by[:200], skip_invalid
     batch.save(
         update_fields=[

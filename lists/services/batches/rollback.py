@@ -38,12 +38,17 @@ _CONFLICTS = """
 FEED_OPS = (("add", "remove"), ("change", "modify"), ("remove", "add"))
 
 
-def rollback_batch(*, batch_id: int, actor: Any, ip_address: str | None = None) -> Batch:
-    """Restore the previous state of every listing a published batch touched, in one transaction."""
+def rollback_batch(
+    *, batch_id: int, actor: Any, ip_address: str | None = None, queued: bool = False
+) -> Batch:
+    """Restore the previous state of every listing a published batch touched, in one transaction.
+
+    `queued`: the batch was marked rolling back by request_rollback.
+    """
     with transaction.atomic():
         batch = Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
         credit_list = CreditList.objects.select_for_update().get(pk=batch.credit_list_id)
-        _check_rollback(batch)
+        check_rollback(batch, expected=Batch.Status.ROLLING_BACK if queued else Batch.Status.PUBLISHED)
         added, added_params = touched_filter(batch, "add")
         with connection.cursor() as cursor:
             cursor.execute(_END_ADDED.format(added=added), added_params)
@@ -77,14 +82,15 @@ def _snapshot_before(batch: Batch) -> dt.datetime | None:
     )
 
 
-def _check_rollback(batch: Batch) -> None:
-    if batch.status == Batch.Status.ROLLED_BACK:
-        raise BatchError("this batch has already been rolled back")
-    if batch.status != Batch.Status.PUBLISHED:
+def check_rollback(batch: Batch, *, expected: str = Batch.Status.PUBLISHED) -> None:
+    """Raise BatchError, saying why, unless the batch can be rolled back now."""
+    if batch.status in (Batch.Status.ROLLED_BACK, Batch.Status.ROLLING_BACK) and batch.status != expected:
+        raise BatchError(f"this batch is already {batch.get_status_display().lower()}")
+    if batch.status != expected:
         raise BatchError("only a published batch can be rolled back")
     later = Batch.objects.filter(
         credit_list_id=batch.credit_list_id,
-        status=Batch.Status.PUBLISHED,
+        status__in=(Batch.Status.PUBLISHED, Batch.Status.ROLLING_BACK),
         published_at__gt=batch.published_at,
     )
     if later.exists():

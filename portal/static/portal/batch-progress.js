@@ -6,7 +6,9 @@
   var bar = box.querySelector("progress"), note = box.querySelector(".note");
   function poll() {
     fetch(box.dataset.url, {credentials: "same-origin"}).then(function (r) { return r.json(); }).then(function (s) {
-      bar.value = s.progress; note.textContent = s.note;
+      // No value: an indeterminate bar, for work that reports no share done (one transaction).
+      if (s.progress) { bar.value = s.progress; } else { bar.removeAttribute("value"); }
+      note.textContent = s.note;
       if (s.done) { window.location.reload(); } else { setTimeout(poll, 1000); }
     }).catch(function () { setTimeout(poll, 3000); });
   }

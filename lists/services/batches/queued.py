@@ -1,0 +1,165 @@
+"""Publish or roll back a big batch in a task rather than in the approver's web request.
+
+A million-row batch takes over 30 s to publish and longer to roll back, and gunicorn kills a
+worker that has not answered for 30 s: the transaction was lost, and the approver saw an error
+page with no reason. So the request only checks what would refuse it, marks the batch and
+queues the task. The batch page follows the task as it follows validation, and a task that
+fails returns the batch to where it was, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ...models import Batch
+from .processing import STRANDED_AFTER, BatchError, _audit
+from .publishing import check_publishable, publish_batch
+from .rollback import check_rollback, rollback_batch
+
+logger = logging.getLogger(__name__)
+
+# Up to this many rows a batch is published (or rolled back) within the request: a few seconds.
+IN_REQUEST_ROWS = 50_000
+_UNEXPECTED = "it failed ({error}) and nothing was changed. Try again; the worker's log has the details"
+_FAILED: dict[str, tuple[str, str]] = {
+    Batch.Status.PUBLISHING: ("Not published", "batch.publish_failed"),
+    Batch.Status.ROLLING_BACK: ("Not rolled back", "batch.rollback_failed"),
+}
+
+
+def request_publication(
+    *, batch_id: int, approver: Any, skip_invalid: bool = False, ip_address: str | None = None
+) -> Batch:
+    """Publish a batch now, or mark a big one publishing and queue it; refuse at once what would fail."""
+    if _rows(Batch.objects.get(pk=batch_id)) <= IN_REQUEST_ROWS:
+        return publish_batch(
+            batch_id=batch_id, approver=approver, skip_invalid=skip_invalid, ip_address=ip_address
+        )
+    from ... import tasks  # the tasks module imports the services: import it late
+
+    with transaction.atomic():
+        batch = _locked(batch_id)
+        check_publishable(batch, approver, "", skip_invalid)
+        batch.status, batch.approved_by, batch.approved_at = Batch.Status.PUBLISHING, approver, timezone.now()
+        batch.skip_invalid = skip_invalid
+        _queue(
+            batch,
+            "approved: waiting for a worker to publish it",
+            "approved_by",
+            "approved_at",
+            "skip_invalid",
+        )
+        _audit("batch.publish_queued", batch, approver, ip_address, {"rows": _rows(batch)})
+        tasks.publish_batch.delay_on_commit(batch.pk, ip_address)
+    return batch
+
+
+def publish_queued(*, batch_id: int, ip_address: str | None = None) -> Batch:
+    """Publish a batch marked publishing (the task); once it is published, a second run does nothing."""
+    batch = Batch.objects.select_related("approved_by").get(pk=batch_id)
+    if batch.status != Batch.Status.PUBLISHING:
+        return batch
+    _note(batch, "publishing: all rows become visible at once when it commits")
+    try:
+        return publish_batch(
+            batch_id=batch_id,
+            approver=batch.approved_by,
+            skip_invalid=batch.skip_invalid,
+            ip_address=ip_address,
+            queued=True,
+        )
+    except Exception as exc:
+        back = {"status": Batch.Status.READY, "approved_by": None, "approved_at": None}
+        _give_back(batch, Batch.Status.PUBLISHING, back, exc, ip_address)
+        if not isinstance(exc, BatchError):
+            raise
+    return Batch.objects.get(pk=batch_id)
+
+
+def request_rollback(*, batch_id: int, actor: Any, ip_address: str | None = None) -> Batch:
+    """Roll a batch back now, or mark a big one rolling back and queue it; refuse at once what would fail."""
+    if _touched(Batch.objects.get(pk=batch_id)) <= IN_REQUEST_ROWS:
+        return rollback_batch(batch_id=batch_id, actor=actor, ip_address=ip_address)
+    from ... import tasks
+
+    with transaction.atomic():
+        batch = _locked(batch_id)
+        check_rollback(batch)
+        batch.status, batch.rolled_back_by = Batch.Status.ROLLING_BACK, actor
+        _queue(batch, "waiting for a worker to roll it back", "rolled_back_by")
+        _audit("batch.rollback_queued", batch, actor, ip_address, {"listings": _touched(batch)})
+        tasks.rollback_batch.delay_on_commit(batch.pk, ip_address)
+    return batch
+
+
+def rollback_queued(*, batch_id: int, ip_address: str | None = None) -> Batch:
+    """Roll back a batch marked rolling back (the task); once it is rolled back, a second run does nothing."""
+    batch = Batch.objects.select_related("rolled_back_by").get(pk=batch_id)
+    if batch.status != Batch.Status.ROLLING_BACK:
+        return batch
+    _note(batch, "rolling back: every listing returns to its state before at once when it commits")
+    try:
+        return rollback_batch(
+            batch_id=batch_id, actor=batch.rolled_back_by, ip_address=ip_address, queued=True
+        )
+    except Exception as exc:
+        back = {"status": Batch.Status.PUBLISHED, "rolled_back_by": None}
+        _give_back(batch, Batch.Status.ROLLING_BACK, back, exc, ip_address)
+        if not isinstance(exc, BatchError):
+            raise
+    return Batch.objects.get(pk=batch_id)
+
+
+def stranded_actions() -> list[tuple[str, int]]:
+    """Return (status, id) of batches queued long ago and still publishing or rolling back.
+
+    Their task was lost (Redis went, or a worker was killed): queueing it again is safe, since
+    a second run waits for the batch's lock and then finds it done.
+    """
+    queued = Batch.objects.filter(
+        status__in=(Batch.Status.PUBLISHING, Batch.Status.ROLLING_BACK),
+        queued_at__lt=timezone.now() - STRANDED_AFTER,
+    )
+    return list(queued.order_by("pk").values_list("status", "pk")[:100])
+
+
+def _rows(batch: Batch) -> int:
+    return int(batch.counts.get("rows") or 0)
+
+
+def _touched(batch: Batch) -> int:
+    return sum(int(batch.counts.get(action) or 0) for action in ("add", "change", "remove"))
+
+
+def _locked(batch_id: int) -> Batch:
+    return Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
+
+
+def _queue(batch: Batch, note: str, *fields: str) -> None:
+    batch.error, batch.progress, batch.progress_note, batch.queued_at = "", 0, note, timezone.now()
+    batch.save(update_fields=["status", "error", "progress", "progress_note", "queued_at", *fields])
+
+
+def _note(batch: Batch, note: str) -> None:
+    Batch.objects.filter(pk=batch.pk).update(progress_note=note)
+
+
+def _give_back(
+    batch: Batch, status: str, back: dict[str, Any], exc: Exception, ip_address: str | None
+) -> None:
+    """Return a batch the task could not finish to its state before the request, saying why."""
+    what, action = _FAILED[status]
+    if isinstance(exc, BatchError):
+        reason = str(exc)
+    else:  # the class only: a database error's text can quote the rows
+        logger.exception("batch %s: %s", batch.pk, what.lower())
+        reason = _UNEXPECTED.format(error=type(exc).__name__)
+    message = f"{what}: {reason}"
+    if Batch.objects.filter(pk=batch.pk, status=status).update(
+        **back, error=message, progress=100, progress_note=what.lower()
+    ):  # no row: another run of the task already finished it
+        _audit(action, batch, "worker", ip_address, {"reason": message})
