@@ -439,10 +439,11 @@ def _finish(batch: Batch, credit_list: CreditList, approver: Any, waived_by: str
         batch.approved_at or now,
     )
     batch.approved_by, batch.approval_waived_by, batch.skip_invalid = approver, waived_by[:200], skip_invalid
+    batch.error = ""  # why an earlier attempt was not published (queued.py)
     batch.save(
         update_fields=[
             "status", "published_at", "approved_at", "approved_by", "approval_waived_by", "skip_invalid",
-            "counts", "first_seq", "last_seq",
+            "counts", "first_seq", "last_seq", "error",
         ]
     )  # fmt: skip
     credit_list.last_published_at = now

@@ -60,9 +60,9 @@ def rollback_batch(
         if batch.mode == Batch.Mode.SNAPSHOT:
             credit_list.last_snapshot_at = _snapshot_before(batch)
             credit_list.save(update_fields=["last_snapshot_at"])
-        batch.status, batch.rolled_back_at = Batch.Status.ROLLED_BACK, timezone.now()
+        batch.status, batch.rolled_back_at, batch.error = Batch.Status.ROLLED_BACK, timezone.now(), ""
         batch.rolled_back_by = actor if getattr(actor, "is_authenticated", False) else None
-        batch.save(update_fields=["status", "rolled_back_at", "rolled_back_by"])
+        batch.save(update_fields=["status", "rolled_back_at", "rolled_back_by", "error"])
         _audit("batch.rollback", batch, actor, ip_address, {"listings": len(touched)})
     return batch
 
