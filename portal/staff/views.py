@@ -133,6 +133,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "batch": batch,
         "busy": batch.status in BUSY,
+        "late_since": batches.late_since(batch),
         "problems": problems,
         "mapping_form": _mapping_form(batch) if batch.status in REMAPPABLE else None,
         "can_approve": has_role(user, batch.credit_list.agency, *APPROVE_ROLES)

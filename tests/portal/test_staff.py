@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from agencies.models import AuditEvent, Membership
 from agencies.roles import OPERATORS_GROUP
@@ -345,6 +347,9 @@ def test_a_big_batch_is_published_and_rolled_back_in_the_background_while_its_pa
     assert 'id="batch-progress" hidden' not in page and "waiting for a worker" in page
     assert approver.get(status).json()["done"] is False
     assert not Listing.objects.in_force().filter(credit_list=tax_list).exists()
+    assert 'id="batch-late"' not in page
+    Batch.objects.filter(pk=batch.pk).update(queued_at=timezone.now() - dt.timedelta(minutes=11))
+    assert "the worker may be down" in approver.get(detail).content.decode()
 
     tasks.publish_batch(batch.pk)
     assert approver.get(status).json()["done"] is True

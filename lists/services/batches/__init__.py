@@ -14,7 +14,14 @@ from .processing import (
     stranded_batches,
 )
 from .publishing import check_approver, publish_batch
-from .queued import publish_queued, request_publication, request_rollback, rollback_queued, stranded_actions
+from .queued import (
+    late_since,
+    publish_queued,
+    request_publication,
+    request_rollback,
+    rollback_queued,
+    stranded_actions,
+)
 from .rollback import rollback_batch
 from .staging import list_schema
 
@@ -22,6 +29,7 @@ __all__ = [
     "BatchError",
     "check_approver",
     "confirm_mapping",
+    "late_since",
     "list_schema",
     "process_batch",
     "publish_batch",

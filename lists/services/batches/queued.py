@@ -9,6 +9,7 @@ fails returns the batch to where it was, with the reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -125,6 +126,13 @@ def stranded_actions() -> list[tuple[str, int]]:
         queued_at__lt=timezone.now() - STRANDED_AFTER,
     )
     return list(queued.order_by("pk").values_list("status", "pk")[:100])
+
+
+def late_since(batch: Batch) -> dt.datetime | None:
+    """Return when a batch was queued for publishing or rolling back, if its task is overdue."""
+    if batch.status not in (Batch.Status.PUBLISHING, Batch.Status.ROLLING_BACK) or batch.queued_at is None:
+        return None
+    return batch.queued_at if batch.queued_at < timezone.now() - STRANDED_AFTER else None
 
 
 def _rows(batch: Batch) -> int:
