@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from agencies.models import AuditEvent, Membership
+from agencies.models import AuditEvent
 from lists.models import Batch, BatchRow, Change, CreditList, Listing, Restriction, Subject, SubjectName
 from lists.services import batches, measures
 from lists.services.batches import BatchError, processing
@@ -20,7 +20,7 @@ from lists.services.batches.workers import staging_table
 from lists.services.feed import listing_snapshot, with_data
 from lists.services.periods import default_expiry
 from lists.services.raw_files import read_raw_file
-from tests.factories import MembershipFactory, UserFactory, valid_uscc
+from tests.factories import UserFactory, valid_uscc
 
 pytestmark = pytest.mark.django_db
 DATA = Path(__file__).resolve().parent.parent / "data" / "importers"
@@ -35,21 +35,6 @@ def company(
     n: int, reference: str | None = None, reason: str = "虚开增值税专用发票", day: str = "2025-03-01"
 ) -> str:
     return f"测试{n}贸易有限公司,{valid_uscc(n)},{reference or f'税稽罚〔2025〕{n}号'},{reason},{day}"
-
-
-@pytest.fixture
-def tax_list() -> CreditList:
-    return CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
-
-
-@pytest.fixture
-def uploader(tax_list):  # type: ignore[no-untyped-def]
-    return MembershipFactory(agency=tax_list.agency, role=Membership.Role.UPLOADER).user
-
-
-@pytest.fixture
-def approver(tax_list):  # type: ignore[no-untyped-def]
-    return MembershipFactory(agency=tax_list.agency, role=Membership.Role.APPROVER).user
 
 
 def load(credit_list, payload: bytes, *, mode: str = "incremental", user=None, filename="list.csv", **kw):  # type: ignore[no-untyped-def]

@@ -9,28 +9,12 @@ from django.utils import timezone
 
 from agencies.models import AuditEvent, Membership
 from lists import tasks
-from lists.models import Batch, CreditList, Listing
+from lists.models import Batch, Listing
 from lists.services import batches
 from lists.services.batches import BatchError, publishing, queued
-from tests.factories import MembershipFactory
 from tests.lists.test_batches import company, csv_bytes, load
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def tax_list() -> CreditList:
-    return CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
-
-
-@pytest.fixture
-def uploader(tax_list):  # type: ignore[no-untyped-def]
-    return MembershipFactory(agency=tax_list.agency, role=Membership.Role.UPLOADER).user
-
-
-@pytest.fixture
-def approver(tax_list):  # type: ignore[no-untyped-def]
-    return MembershipFactory(agency=tax_list.agency, role=Membership.Role.APPROVER).user
 
 
 @pytest.fixture
