@@ -432,12 +432,8 @@ def touched_listings(batch: Batch) -> list[int]:
 
 def _finish(batch: Batch, credit_list: CreditList, approver: Any, waived_by: str, skip_invalid: bool) -> None:
     now = timezone.now()
-    # A queued publication keeps the time the approver asked for it.
-    batch.status, batch.published_at, batch.approved_at = (
-        Batch.Status.PUBLISHED,
-        now,
-        batch.approved_at or now,
-    )
+    batch.status, batch.published_at = Batch.Status.PUBLISHED, now
+    batch.approved_at = batch.approved_at or now  # a queued publication keeps when it was asked for
     batch.approved_by, batch.approval_waived_by, batch.skip_invalid = approver, waived_by[:200], skip_invalid
     batch.error = ""  # why an earlier attempt was not published (queued.py)
     batch.save(

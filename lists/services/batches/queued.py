@@ -10,7 +10,6 @@ fails returns the batch to where it was, with the reason.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from django.db import transaction
@@ -20,8 +19,6 @@ from ...models import Batch
 from .processing import STRANDED_AFTER, BatchError, _audit
 from .publishing import check_publishable, publish_batch
 from .rollback import check_rollback, rollback_batch
-
-logger = logging.getLogger(__name__)
 
 # Up to this many rows a batch is published (or rolled back) within the request: a few seconds.
 IN_REQUEST_ROWS = 50_000
@@ -161,11 +158,8 @@ def _give_back(
 ) -> None:
     """Return a batch the task could not finish to its state before the request, saying why."""
     what, action = _FAILED[status]
-    if isinstance(exc, BatchError):
-        reason = str(exc)
-    else:  # the class only: a database error's text can quote the rows
-        logger.exception("batch %s: %s", batch.pk, what.lower())
-        reason = _UNEXPECTED.format(error=type(exc).__name__)
+    # Of an unexpected error, the class only: its text can quote rows (Celery logs the traceback).
+    reason = str(exc) if isinstance(exc, BatchError) else _UNEXPECTED.format(error=type(exc).__name__)
     message = f"{what}: {reason}"
     if Batch.objects.filter(pk=batch.pk, status=status).update(
         **back, error=message, progress=100, progress_note=what.lower()
