@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 
 from ..models import Measure, PendingRecompute, Restriction
 from .feed import lock_feed, record_changes_sql
@@ -226,6 +227,18 @@ def in_force(subject_ids: list[int], on: dt.date) -> list[Restriction]:
     for restriction in found:
         restriction.measure = measures[restriction.measure_id]
     return sorted(found, key=lambda r: (r.measure.code, r.listing_id))
+
+
+# A million listings' restrictions take about two minutes (docs/benchmarks.md): a recompute
+# pending for an hour has lost its task.
+RECOMPUTE_LATE_AFTER = dt.timedelta(hours=1)
+
+
+def pending_recomputes() -> list[tuple[PendingRecompute, bool]]:
+    """Return the recomputes still pending, oldest first, each with whether it is late."""
+    late_before = timezone.now() - RECOMPUTE_LATE_AFTER
+    pending = PendingRecompute.objects.select_related("batch__credit_list").order_by("created_at")
+    return [(row, row.created_at < late_before) for row in pending]
 
 
 def defer_recompute(*, reason: str, batch_id: int | None = None) -> int:

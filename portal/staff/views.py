@@ -22,11 +22,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from agencies.models import Membership
-from agencies.roles import agencies_for, has_role
+from agencies.roles import agencies_for, has_role, is_operator
 from agencies.services import record_event
 from lists.importers.schema import CORE_FIELDS
 from lists.models import Batch, BatchRow, CreditList, PendingRecompute
-from lists.services import batches
+from lists.services import batches, measures
 from lists.services.batches import BatchError
 
 from ..security import client_ip
@@ -96,7 +96,9 @@ def require_role(user: Any, batch_or_list: Batch | CreditList, roles: tuple[str,
 def dashboard(request: HttpRequest) -> HttpResponse:
     lists = visible_lists(request.user)
     recent = Batch.objects.for_lists(lists).select_related("credit_list", "uploaded_by")[:25]
-    return render(request, "staff/dashboard.html", {"lists": lists, "batches": recent})
+    # Recomputes span every list (a catalogue edition): platform operators' business.
+    pending = measures.pending_recomputes() if is_operator(request.user) else []
+    return render(request, "staff/dashboard.html", {"lists": lists, "batches": recent, "pending": pending})
 
 
 @login_required

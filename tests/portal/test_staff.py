@@ -381,3 +381,21 @@ def test_a_batch_the_task_could_not_publish_shows_why_and_can_be_approved_again(
     Membership.objects.filter(user=approver.user).update(role=Membership.Role.APPROVER)
     page = approver.get(reverse("staff:batch-detail", args=[batch.pk])).content.decode()
     assert "Not published: only an approver" in page and 'id="publish"' in page
+
+
+def test_operators_see_the_recomputes_still_pending_and_which_are_late(uploader, tax_list):
+    from lists.services import measures
+
+    fresh = PendingRecompute.objects.get(pk=measures.defer_recompute(reason="catalogue"))
+    late = PendingRecompute.objects.get(pk=measures.defer_recompute(reason="catalogue"))
+    PendingRecompute.objects.filter(pk=late.pk).update(created_at=timezone.now() - dt.timedelta(hours=2))
+    operator = UserFactory()
+    operator.groups.add(Group.objects.get_or_create(name=OPERATORS_GROUP)[0])
+    client = Client()
+    client.force_login(operator)
+    page = client.get(reverse("staff:dashboard")).content.decode()
+    assert "Measures being recorded" in page and page.count('class="late"') == 1 and "apply_measures" in page
+    assert "Measures being recorded" not in uploader.get(reverse("staff:dashboard")).content.decode()
+    measures.finish_recompute(fresh.pk)
+    measures.finish_recompute(late.pk)
+    assert "Measures being recorded" not in client.get(reverse("staff:dashboard")).content.decode()
