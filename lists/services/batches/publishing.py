@@ -286,13 +286,13 @@ def publish_batch(
             if touched <= INLINE_MEASURES_MAX:
                 analyze(*ANALYZED, rows=rows)
                 ids = touched_listings(batch)
-            derive_restrictions(batch, ids, reason="batch_removed")
+            derive_restrictions(batch, ids, reason="batch_removed", cause="publication")
         _finish(batch, credit_list, approver, waived_by, skip_invalid)
         _audit("batch.publish", batch, approver or waived_by, ip_address, {"counts": batch.counts})
     return batch
 
 
-def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: str) -> None:
+def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: str, cause: str) -> None:
     """Recompute the restrictions of the touched listings: now, or right after commit if many.
 
     A list triggers a dozen measures or more, so a million listings mean tens of millions of
@@ -300,6 +300,7 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
     apply_batch_measures task the moment the publication commits, rather than holding the
     list lock (and the feed lock) for minutes. `None` stands for more ids than that. Until
     the task has written them, checks derive what is in force (measures.in_force_sql).
+    `reason` is recorded on lifted restrictions; `cause` on the pending recompute (publication, rollback).
     """
     if listing_ids is not None and len(listing_ids) <= INLINE_MEASURES_MAX:
         index_new_names(batch)  # nothing to do unless an earlier big run was interrupted
@@ -307,7 +308,6 @@ def derive_restrictions(batch: Batch, listing_ids: list[int] | None, *, reason: 
         return
     from ... import tasks  # the tasks module imports the services: import it late
 
-    cause = "rollback" if reason == "rollback" else "publication"  # `reason` is the lifting's
     pending = measures.defer_recompute(reason=cause, batch_id=batch.pk)
     tasks.apply_batch_measures.delay_on_commit(batch.pk, reason, pending)
 

@@ -10,6 +10,8 @@ fails returns the batch to where it was, with the reason.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -23,9 +25,31 @@ from .rollback import check_rollback, rollback_batch
 # Up to this many rows a batch is published (or rolled back) within the request: a few seconds.
 IN_REQUEST_ROWS = 50_000
 _UNEXPECTED = "it failed ({error}) and nothing was changed. Try again; the worker's log has the details"
-_FAILED: dict[str, tuple[str, str]] = {
-    Batch.Status.PUBLISHING: ("Not published", "batch.publish_failed"),
-    Batch.Status.ROLLING_BACK: ("Not rolled back", "batch.rollback_failed"),
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Of one queued status: what the page says while its task runs, and what it undoes if it cannot."""
+
+    note: str
+    back: dict[str, Any]  # the batch's fields before the request
+    refused: str
+    audit: str
+
+
+_TASKS: dict[str, _Task] = {
+    Batch.Status.PUBLISHING: _Task(
+        note="publishing: all rows become visible at once when it commits",
+        back={"status": Batch.Status.READY, "approved_by": None, "approved_at": None},
+        refused="Not published",
+        audit="batch.publish_failed",
+    ),
+    Batch.Status.ROLLING_BACK: _Task(
+        note="rolling back: every listing returns to its state before at once when it commits",
+        back={"status": Batch.Status.PUBLISHED, "rolled_back_by": None},
+        refused="Not rolled back",
+        audit="batch.rollback_failed",
+    ),
 }
 
 
@@ -58,11 +82,8 @@ def request_publication(
 
 def publish_queued(*, batch_id: int, ip_address: str | None = None) -> Batch:
     """Publish a batch marked publishing (the task); once it is published, a second run does nothing."""
-    batch = Batch.objects.select_related("approved_by").get(pk=batch_id)
-    if batch.status != Batch.Status.PUBLISHING:
-        return batch
-    _note(batch, "publishing: all rows become visible at once when it commits")
-    try:
+
+    def publish(batch: Batch) -> Batch:
         return publish_batch(
             batch_id=batch_id,
             approver=batch.approved_by,
@@ -70,12 +91,8 @@ def publish_queued(*, batch_id: int, ip_address: str | None = None) -> Batch:
             ip_address=ip_address,
             queued=True,
         )
-    except Exception as exc:
-        back = {"status": Batch.Status.READY, "approved_by": None, "approved_at": None}
-        _give_back(batch, Batch.Status.PUBLISHING, back, exc, ip_address)
-        if not isinstance(exc, BatchError):
-            raise
-    return Batch.objects.get(pk=batch_id)
+
+    return _run(batch_id, Batch.Status.PUBLISHING, publish, ip_address)
 
 
 def request_rollback(*, batch_id: int, actor: Any, ip_address: str | None = None) -> Batch:
@@ -96,20 +113,13 @@ def request_rollback(*, batch_id: int, actor: Any, ip_address: str | None = None
 
 def rollback_queued(*, batch_id: int, ip_address: str | None = None) -> Batch:
     """Roll back a batch marked rolling back (the task); once it is rolled back, a second run does nothing."""
-    batch = Batch.objects.select_related("rolled_back_by").get(pk=batch_id)
-    if batch.status != Batch.Status.ROLLING_BACK:
-        return batch
-    _note(batch, "rolling back: every listing returns to its state before at once when it commits")
-    try:
+
+    def roll_back(batch: Batch) -> Batch:
         return rollback_batch(
             batch_id=batch_id, actor=batch.rolled_back_by, ip_address=ip_address, queued=True
         )
-    except Exception as exc:
-        back = {"status": Batch.Status.PUBLISHED, "rolled_back_by": None}
-        _give_back(batch, Batch.Status.ROLLING_BACK, back, exc, ip_address)
-        if not isinstance(exc, BatchError):
-            raise
-    return Batch.objects.get(pk=batch_id)
+
+    return _run(batch_id, Batch.Status.ROLLING_BACK, roll_back, ip_address)
 
 
 def stranded_actions() -> list[tuple[str, int]]:
@@ -149,19 +159,27 @@ def _queue(batch: Batch, note: str, *fields: str) -> None:
     batch.save(update_fields=["status", "error", "progress", "progress_note", "queued_at", *fields])
 
 
-def _note(batch: Batch, note: str) -> None:
-    Batch.objects.filter(pk=batch.pk).update(progress_note=note)
+def _run(batch_id: int, status: str, action: Callable[[Batch], Batch], ip_address: str | None) -> Batch:
+    """Run a queued batch's action; if it cannot finish, return the batch to its state before, saying why."""
+    batch = Batch.objects.get(pk=batch_id)
+    if batch.status != status:
+        return batch
+    task = _TASKS[status]
+    Batch.objects.filter(pk=batch.pk).update(progress_note=task.note)
+    try:
+        return action(batch)
+    except Exception as exc:
+        _give_back(batch, status, task, exc, ip_address)
+        if not isinstance(exc, BatchError):
+            raise
+    return Batch.objects.get(pk=batch_id)
 
 
-def _give_back(
-    batch: Batch, status: str, back: dict[str, Any], exc: Exception, ip_address: str | None
-) -> None:
-    """Return a batch the task could not finish to its state before the request, saying why."""
-    what, action = _FAILED[status]
+def _give_back(batch: Batch, status: str, task: _Task, exc: Exception, ip_address: str | None) -> None:
     # Of an unexpected error, the class only: its text can quote rows (Celery logs the traceback).
     reason = str(exc) if isinstance(exc, BatchError) else _UNEXPECTED.format(error=type(exc).__name__)
-    message = f"{what}: {reason}"
+    message = f"{task.refused}: {reason}"
     if Batch.objects.filter(pk=batch.pk, status=status).update(
-        **back, error=message, progress=100, progress_note=what.lower()
+        **task.back, error=message, progress=100, progress_note=task.refused.lower()
     ):  # no row: another run of the task already finished it
-        _audit(action, batch, "worker", ip_address, {"reason": message})
+        _audit(task.audit, batch, "worker", ip_address, {"reason": message})

@@ -56,7 +56,7 @@ def rollback_batch(
         for action, op in FEED_OPS:
             record_changes_sql(*touched_filter(batch, action), op=op, reason="rollback", batch_id=batch.pk)
         touched = touched_listings(batch)
-        derive_restrictions(batch, touched, reason="rollback")
+        derive_restrictions(batch, touched, reason="rollback", cause="rollback")
         if batch.mode == Batch.Mode.SNAPSHOT:
             credit_list.last_snapshot_at = _snapshot_before(batch)
             credit_list.save(update_fields=["last_snapshot_at"])
