@@ -32,6 +32,15 @@ def process_batch(batch_id: int) -> str:
     return process(batch_id=batch_id).status
 
 
+# No retry: without a plan the publication plans for itself.
+@shared_task(acks_late=True)
+def prepare_publication(batch_id: int) -> bool:
+    """Plan a big batch's publication while it awaits approval (services/batches/planning.py)."""
+    from .services.batches.planning import prepare_publication as prepare
+
+    return prepare(batch_id)
+
+
 # No retry: a failure returns the batch to the approver with the reason (services/batches/queued.py).
 @shared_task(acks_late=True)
 def publish_batch(batch_id: int, ip_address: str | None = None) -> str:

@@ -113,12 +113,12 @@ class Stack:
         self.redis.wait(10)
         self.redis = None
 
-    def restart_postgres(self) -> None:
-        """Restart PostgreSQL on the same port (fast mode: every session is cut off)."""
+    def restart_postgres(self, mode: str = "fast") -> None:
+        """Restart PostgreSQL on the same port (every session is cut off; "immediate": as a crash)."""
         bin_dir = stack.postgres_bin_dir()
         user = stack.postgres_user(self.embedded.pg_dir, bin_dir)
         pg_dir = self.embedded.pg_dir
-        command = [str(bin_dir / "pg_ctl"), "-D", str(pg_dir), "-l", str(pg_dir / "log"), "-m", "fast"]
+        command = [str(bin_dir / "pg_ctl"), "-D", str(pg_dir), "-l", str(pg_dir / "log"), "-m", mode]
         # Output to a file: a pipe would be inherited by the new postmaster and never close.
         with open(self.data_dir / "pg_ctl.log", "a") as out:
             subprocess.run(
@@ -482,6 +482,44 @@ def test_a_publish_cut_off_by_a_postgres_restart_leaves_nothing_and_completes_on
     assert private.run(status) == "published"
     assert after["listings"] == before["listings"] + rows
     assert after["changes"] == before["changes"] + rows and after["duplicate_changes"] == 0
+
+
+def test_a_plan_emptied_by_a_postgres_crash_is_not_used_and_the_batch_publishes_whole(
+    private: Stack,
+) -> None:
+    rows = 3000
+    plan_rows = """
+    from django.db import connection
+    def plan_rows():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'lists_plan_%'")
+            tables = [name for (name,) in cursor.fetchall()]
+            for table in tables:
+                cursor.execute(f"SELECT count(*) FROM {table}")
+                yield cursor.fetchone()[0]
+    """
+    batch_id = private.run(
+        RECEIVE,
+        csv_payload(40_000, rows),
+        "from lists.services.batches import planning",
+        "planning.PREPARE_ROWS = 1  # a small batch, planned as a big one",
+        "batch = batches.process_batch(batch_id=receive(payload, 'crash.csv').pk)",
+        "assert planning.prepare_publication(batch.pk)",
+        "print(json.dumps(batch.pk))",
+    )
+    assert private.run(plan_rows, "print(json.dumps(list(plan_rows())))") == [rows] * 3
+    before = private.run(LIST_STATE, "print(json.dumps(list_state()))")
+
+    private.restart_postgres(mode="immediate")  # crash recovery empties unlogged tables
+
+    assert private.run(plan_rows, "print(json.dumps(list(plan_rows())))") == [0] * 3
+    private.run(f"""
+    from lists.services import batches
+    batches.publish_batch(batch_id={batch_id}, waived_by="fault test")
+    print(json.dumps(True))
+    """)
+    after = private.run(LIST_STATE, "print(json.dumps(list_state()))")
+    assert after["listings"] == before["listings"] + rows and after["changes"] == before["changes"] + rows
 
 
 # --- 4. Beat runs twice ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ...models import Batch, BatchRow, CreditList
 from ..locks import BATCH_LOCK_CLASS, session_lock
 from ..raw_files import RawFileError, read_raw_file, store_raw_file
 from .diffing import compute_diff, feed_position, insert_matched
+from .planning import drop_plans, worth_preparing
 from .staging import RowStager, analyze, chunks, copy_rows, list_schema
 from .workers import WorkerFailed, create_staging_table, drop_staging_table, stage_in_workers, staging_table
 
@@ -161,6 +162,7 @@ def _process_batch(batch_id: int) -> Batch:
     if batch.status not in (Batch.Status.RECEIVED, Batch.Status.PROCESSING, Batch.Status.NEEDS_MAPPING):
         return batch
     _progress(batch, 1, "reading the file", status=Batch.Status.PROCESSING)
+    drop_plans(batch.pk)  # made from the rows deleted here
     BatchRow.objects.filter(batch=batch).delete()
     try:
         payload = read_raw_file(batch)
@@ -192,6 +194,10 @@ def _process_batch(batch_id: int) -> Batch:
     status = Batch.Status.NEEDS_MAPPING if uncertain and not confirmed else Batch.Status.READY
     batch.counts, batch.status, batch.progress, batch.progress_note = counts, status, 100, "done"
     batch.save(update_fields=["counts", "status", "progress", "progress_note"])
+    if status == Batch.Status.READY and worth_preparing(counts):
+        from ... import tasks  # the tasks module imports the services: import it late
+
+        tasks.prepare_publication.delay_on_commit(batch.pk)
     return batch
 
 
@@ -405,5 +411,6 @@ def reject_batch(*, batch_id: int, actor: Any, reason: str = "", ip_address: str
             raise BatchError("the batch is already rejected")
         batch.status, batch.error = Batch.Status.REJECTED, reason[:2000]
         batch.save(update_fields=["status", "error"])
+        drop_plans(batch.pk)
         _audit("batch.reject", batch, actor, ip_address, {"reason": reason})
     return batch

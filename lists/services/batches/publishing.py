@@ -1,7 +1,8 @@
 """Publish a validated batch: subjects, names, listings, the change feed, restrictions — at once.
 
-Everything runs in one transaction of set-based SQL over the staged rows, so a million-row
-batch publishes in seconds and a failure anywhere leaves the published data as it was.
+Everything is written in one transaction of set-based SQL from the batch's plan (planning.py),
+so a million-row batch publishes in seconds and a failure anywhere leaves the published data
+as it was.
 """
 
 from __future__ import annotations
@@ -12,126 +13,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agencies.roles import has_role
 
 from ...models import Batch, CreditList
-from ...models.subjects import legacy_id_condition
 from .. import measures
-from ..feed import ROW_VALUES_SQL, data_version, lock_feed, record_changes_sql
+from ..feed import data_version, lock_feed, record_changes_sql
 from ..subjects import NAME_COLUMNS, name_rows
 from .diffing import compute_diff, feed_position
+from .planning import Plan, build_plan, drop_plans, plan_params, prepared_plan, still_new
 from .processing import BatchError, _audit
-from .staging import INTERNAL_KEYS, analyze
+from .staging import analyze
 
 logger = logging.getLogger(__name__)
-CORE_DATA_KEYS = [
-    *INTERNAL_KEYS, "name", "name_en", "aliases", "region", "subject_type",
-    "reference", "reason", "decided_on", "published_on", "expires_on",
-]  # fmt: skip
-
-# ON COMMIT DROP is not enough: inside an outer transaction (a test, a sync run) the table
-# outlives this savepoint, so it is dropped explicitly before and after.
-_DROP = "DROP TABLE IF EXISTS _pub"
-# The listing's columns are taken out of `data` here rather than staging the whole document:
-# every step below reads the staged table again, and a third of the width reads faster.
-_STAGE = """
-    CREATE TEMP TABLE _pub ON COMMIT DROP AS
-    SELECT q.*, COALESCE('u:' || uscc, 'p:' || pid_hash, 'l:' || legacy, 'o:' || org,
-                         'n:' || name || '|' || region) COLLATE "C" AS skey
-    FROM (
-    SELECT r.id AS row_id, r.action, r.source_key, r.content_hash, r.listing_id,
-           {row_values}, r.data - %(core)s::text[] AS extra,
-           l.subject_id AS subject_id,
-           COALESCE(NULLIF(r.data->>'subject_type', ''), %(default_type)s) AS subject_type,
-           r.data->>'name' AS name,
-           COALESCE(r.data->>'name_en', '') AS name_en,
-           CASE WHEN r.data ? 'aliases' THEN  -- most rows have none: the subquery cost ~1 s a million
-               ARRAY(SELECT jsonb_array_elements_text(r.data->'aliases'))::varchar(300)[]
-           ELSE '{}' END AS aliases,
-           COALESCE(r.data->>'region', '') AS region,
-           CASE WHEN r.data->>'identifier_kind' = 'uscc' THEN r.data->>'identifier' END AS uscc,
-           r.data->>'person_id_hash' AS pid_hash,
-           CASE WHEN r.data->>'person_id_hash' IS NOT NULL THEN r.data->>'identifier' ELSE '' END AS pid_masked,
-           CASE WHEN r.data->>'identifier_kind' = 'legacy_reg' THEN r.data->>'identifier' END AS legacy,
-           CASE WHEN r.data->>'identifier_kind' = 'org_code' THEN r.data->>'identifier' END AS org
-    FROM lists_batchrow r LEFT JOIN lists_listing l ON l.id = r.listing_id
-    WHERE r.batch_id = %(batch)s AND r.action IN ('add', 'change') AND r.outcome <> 'invalid'
-    ) q;  -- the key is computed here: an UPDATE afterwards rewrote every staged row once more
-    ANALYZE _pub;
-""".replace("{row_values}", ", ".join(f"{sql} AS {name}" for name, sql in ROW_VALUES_SQL.items()))
-_RESOLVE = [
-    """UPDATE _pub p SET subject_id = s.id FROM lists_subject s
-       WHERE p.subject_id IS NULL AND p.uscc IS NOT NULL AND s.uscc = p.uscc""",
-    """UPDATE _pub p SET subject_id = s.id FROM lists_subject s
-       WHERE p.subject_id IS NULL AND p.pid_hash IS NOT NULL AND s.person_id_hash = p.pid_hash""",
-    f"""UPDATE _pub p SET subject_id = (SELECT min(s.id) FROM lists_subject s
-                                        WHERE {legacy_id_condition("s.legacy_ids", "p.legacy")})
-        WHERE p.subject_id IS NULL AND p.legacy IS NOT NULL""",  # noqa: S608 - constants
-    """UPDATE _pub p SET subject_id = (SELECT min(s.id) FROM lists_subject s WHERE s.org_code = p.org)
-       WHERE p.subject_id IS NULL AND p.org IS NOT NULL""",
-    """UPDATE _pub p SET subject_id = m.id FROM (
-           SELECT min(s.id) AS id, s.name, s.region_code FROM lists_subject s
-           JOIN (SELECT DISTINCT name, region FROM _pub WHERE subject_id IS NULL AND uscc IS NULL
-                 AND pid_hash IS NULL AND legacy IS NULL AND org IS NULL) q
-             ON q.name = s.name AND q.region = s.region_code
-           GROUP BY s.name, s.region_code) m
-       WHERE p.subject_id IS NULL AND p.uscc IS NULL AND p.pid_hash IS NULL AND p.legacy IS NULL
-         AND p.org IS NULL AND m.name = p.name AND m.region_code = p.region""",
-]
-# The staged rows each lookup above may resolve. One scan counts them all: a batch usually has
-# one kind of identifier, and each lookup otherwise scans every staged row to find none.
-_RESOLVABLE = [
-    "uscc IS NOT NULL", "pid_hash IS NOT NULL", "legacy IS NOT NULL", "org IS NOT NULL",
-    "uscc IS NULL AND pid_hash IS NULL AND legacy IS NULL AND org IS NULL",
-]  # fmt: skip
-_CANDIDATES = "SELECT {} FROM _pub WHERE subject_id IS NULL".format(  # noqa: S608 - constants
-    ", ".join(f"count(*) FILTER (WHERE {rows})" for rows in _RESOLVABLE)
-)
-# A staged row without a subject gets a new one, one per key: equal keys resolve to the same
-# subject (the key is the identifier the lookups above use). The key sorts in "C": byte order is
-# all that is needed, and a locale comparison cost a second per million keys.
-# One statement writes the new subjects, the added listings and their changes from CTEs held in
-# memory: a temporary table of new subjects, written and then joined twice, cost seconds a
-# million. Ids are drawn here rather than read back with RETURNING. A missing subject leaves
-# subject_id NULL, which fails.
-_ADD = """
-    WITH new_subjects AS MATERIALIZED (
-        SELECT nextval(%(subject_ids)s::regclass) AS id, src.* FROM (
-            SELECT DISTINCT ON (skey) skey, subject_type, name, name_en, aliases, region, uscc, pid_hash,
-                   pid_masked, legacy, org
-            FROM _pub WHERE subject_id IS NULL ORDER BY skey, row_id) src
-    ), subjects AS (
-        INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
-                                   legacy_ids, person_id_hash, person_id_masked, region_code,
-                                   is_synthetic, created_at, updated_at)
-        SELECT id, subject_type, name, name_en, aliases, '{}', uscc, COALESCE(org, substr(uscc, 9, 9), ''),
-               CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END, pid_hash, pid_masked, region,
-               %(synthetic)s, now(), now()
-        FROM new_subjects
-    ), added AS MATERIALIZED (
-        SELECT nextval(%(listing_ids)s::regclass) AS listing_id, COALESCE(p.subject_id, n.id) AS subject_id,
-               p.row_id, p.source_key, p.reference, p.reason, p.severity, p.decided_on, p.published_on,
-               p.expires_on, p.extra, p.content_hash
-        FROM _pub p LEFT JOIN new_subjects n ON p.subject_id IS NULL AND n.skey = p.skey
-        WHERE p.action = 'add'
-    ), listings AS (
-        INSERT INTO lists_listing (id, subject_id, credit_list_id, source_key, reference, reason, severity,
-            decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
-            last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
-        -- With the status feed_data_sql shows for an added listing.
-        SELECT listing_id, subject_id, %(list)s, source_key, reference, reason, severity, decided_on,
-               published_on, expires_on, CASE WHEN expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
-               extra, content_hash, %(batch)s, %(batch)s, now(), now(), now(),
-               CASE WHEN expires_on < CURRENT_DATE THEN now() END
-        FROM added
-    )
-    -- Their change-feed entries point at the batch rows, which hold their data (see Change.data):
-    -- a million documents built and written again here were a third of the publication's time.
+# From the plan (planning.py): the new subjects, the added listings and their changes.
+_INSERT_SUBJECTS = """
+    INSERT INTO lists_subject (id, subject_type, name, name_en, aliases, former_names, uscc, org_code,
+                               legacy_ids, person_id_hash, person_id_masked, region_code,
+                               is_synthetic, created_at, updated_at)
+    SELECT id, subject_type, name, name_en, aliases, '{}', uscc, COALESCE(org, substr(uscc, 9, 9), ''),
+           CASE WHEN legacy IS NULL THEN '{}' ELSE ARRAY[legacy] END, pid_hash, pid_masked, region,
+           %(synthetic)s, now(), now()
+    FROM {new_subjects}
+"""
+_INSERT_LISTINGS = """
+    INSERT INTO lists_listing (id, subject_id, credit_list_id, source_key, reference, reason, severity,
+        decided_on, published_on, expires_on, status, extra, content_hash, first_batch_id,
+        last_batch_id, first_seen_at, last_seen_at, last_changed_at, ended_at)
+    -- With the status feed_data_sql shows for an added listing.
+    SELECT listing_id, subject_id, %(list)s, source_key, reference, reason, severity, decided_on,
+           published_on, expires_on, CASE WHEN expires_on < CURRENT_DATE THEN 'expired' ELSE 'active' END,
+           extra, content_hash, %(batch)s, %(batch)s, now(), now(), now(),
+           CASE WHEN expires_on < CURRENT_DATE THEN now() END
+    FROM {added}
+"""
+# Their change-feed entries point at the batch rows, which hold their data (see Change.data):
+# a million documents built and written again here were a third of the publication's time.
+_INSERT_ADD_CHANGES = """
     INSERT INTO lists_change (op, reason, subject_id, listing_id, credit_list_id, batch_id, row_id, created_at)
-    SELECT 'add', 'publish', subject_id, listing_id, %(list)s, %(batch)s, row_id, now() FROM added
+    SELECT 'add', 'publish', subject_id, listing_id, %(list)s, %(batch)s, row_id, now() FROM {added}
 """
 # A known subject whose name changed keeps the old one as a former name.
 _RENAMED = """
@@ -142,7 +64,7 @@ _RENAMED = """
         name_en = CASE WHEN p.name_en <> '' THEN p.name_en ELSE s.name_en END,
         aliases = CASE WHEN cardinality(p.aliases) > 0 THEN p.aliases ELSE s.aliases END,
         updated_at = now()
-    FROM (SELECT DISTINCT ON (subject_id) subject_id, name, name_en, aliases FROM _pub
+    FROM (SELECT DISTINCT ON (subject_id) subject_id, name, name_en, aliases FROM {staged}
           WHERE subject_id IS NOT NULL ORDER BY subject_id, row_id) p
     WHERE s.id = p.subject_id AND (s.name <> p.name OR (p.name_en <> '' AND p.name_en <> s.name_en)
           OR (cardinality(p.aliases) > 0 AND p.aliases <> s.aliases))
@@ -167,7 +89,7 @@ _UPDATE_CHANGED = f"""
         status = CASE WHEN p.expires_on < CURRENT_DATE THEN 'expired' ELSE l.status END,
         ended_at = CASE WHEN p.expires_on < CURRENT_DATE THEN now() ELSE l.ended_at END,
         last_batch_id = %(batch)s, last_seen_at = now(), last_changed_at = now()
-    FROM _pub p WHERE p.action = 'change' AND l.id = p.listing_id
+    FROM {{staged}} p WHERE p.action = 'change' AND l.id = p.listing_id
 """  # noqa: S608 - composed from constants; values are parameters
 # An unchanged listing takes the row's digest: equal content, but maybe digested another way.
 # A snapshot's unchanged listings are seen through the list (Listing.seen_at): only a digest
@@ -208,8 +130,7 @@ def touched_filter(batch: Batch, action: str) -> tuple[str, list[Any]]:
     return (ADDED, _added_params(batch)) if action == "add" else (TOUCHED, [batch.pk, action])
 
 
-LISTING_ID_SEQUENCE, SUBJECT_ID_SEQUENCE = "lists_listing_id_seq", "lists_subject_id_seq"
-FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added ones: _ADD
+FEED_OPS = (("change", "modify"), ("remove", "remove"))  # added ones: _INSERT_ADD_CHANGES
 INLINE_MEASURES_MAX = 20_000
 ANALYZED = ("lists_subject", "lists_listing", "lists_batchrow")
 
@@ -254,12 +175,8 @@ def publish_batch(
         if feed_position(credit_list.pk) != batch.counts.get("base_seq"):
             batch.counts = compute_diff(batch, last_line=int(batch.counts.get("last_line", 0)))
         params = {
-            "batch": batch.pk,
+            **plan_params(batch),
             "list": credit_list.pk,
-            "core": CORE_DATA_KEYS,
-            "default_type": (credit_list.subject_types or ["legal_person"])[0],
-            "listing_ids": LISTING_ID_SEQUENCE,
-            "subject_ids": SUBJECT_ID_SEQUENCE,
             # A demo feed's new subjects carry the banner every page shows for demo data.
             "synthetic": bool(batch.source and batch.source.is_synthetic),
             "last_snapshot": credit_list.last_snapshot_at,
@@ -273,10 +190,8 @@ def publish_batch(
             cursor.execute("SET LOCAL work_mem = '1GB'")
         lock_feed()  # under the lock every change after `before` is this batch's
         before = data_version()
-        with step(batch, "staging and known subjects"):
-            _write_subjects(params)
-        with step(batch, "new subjects, listings and their changes"):
-            touched = _write_listings(params, batch.counts)
+        touched = _write_rows(batch, params)
+        drop_plans(batch.pk)
         with step(batch, "change feed"):
             touched += _write_feed(batch, before)
         with step(batch, "restrictions"):
@@ -325,19 +240,36 @@ def check_publishable(
         )
 
 
-def _write_subjects(params: dict[str, Any]) -> None:
-    """Stage the batch's rows, find their known subjects and update those renamed."""
+class StalePlan(Exception):
+    """A subject the prepared plan would create exists now."""
+
+
+def _write_rows(batch: Batch, params: dict[str, Any]) -> int:
+    """Write the batch's subjects, listings and the changes of those added; return how many added.
+
+    From the plan prepared while the batch awaited approval if it still holds, else from one
+    made now. A plan stops holding when a subject it would create has been created since, found
+    by a lookup (still_new) or, for a unique identifier, by the insert failing.
+    """
+    plan = prepared_plan(batch)
+    if plan is not None:
+        try:
+            with transaction.atomic(), step(batch, "subjects, listings and changes from the prepared plan"):
+                if not still_new(plan):
+                    raise StalePlan
+                return _write_from(plan, params, batch.counts)
+        except (StalePlan, IntegrityError) as exc:  # the message could quote a row: the class only
+            logger.warning(
+                "batch %s publish: the prepared plan no longer holds (%s)", batch.pk, type(exc).__name__
+            )
+    plan = Plan.inline()
+    with step(batch, "planning: staging, known subjects, new ids"):
+        build_plan(plan, params)
+    with step(batch, "subjects, listings and changes"):
+        added = _write_from(plan, params, batch.counts)
     with connection.cursor() as cursor:
-        cursor.execute(_DROP)
-        cursor.execute(_STAGE, params)
-        cursor.execute(_CANDIDATES)
-        for count, sql in zip(cursor.fetchone(), _RESOLVE, strict=True):
-            if count:
-                cursor.execute(sql)
-        cursor.execute(_RENAMED)
-        renamed = cursor.fetchall()
-    # New subjects' names are indexed by index_new_names, once the batch's changes are written.
-    _index_names(renamed, replace=True)
+        cursor.execute(plan.drop())
+    return added
 
 
 def index_new_names(batch: Batch) -> int:
@@ -384,23 +316,28 @@ def _index_names(subjects: list[tuple[Any, ...]], *, replace: bool) -> None:
                 copy.write_row(row)
 
 
-def _write_listings(params: dict[str, Any], counts: dict[str, Any]) -> int:
-    """Write the batch's new subjects, its listings and the changes of those added; return how many added."""
+def _write_from(plan: Plan, params: dict[str, Any], counts: dict[str, Any]) -> int:
+    """Write what the plan says and the batch's other actions; return how many listings were added."""
     changed, removed = counts.get("change"), counts.get("remove")
     with connection.cursor() as cursor:
+        cursor.execute(plan.fill(_RENAMED))
+        renamed = cursor.fetchall()
         # Each statement but the inserts reads the batch's rows of one action: skipped when the
         # diff found none (the unchanged ones are every row of the batch to scan, ~0.6 s a million).
         if changed or removed:
             cursor.execute(_KEEP_BEFORE, params)
         if changed:
-            cursor.execute(_UPDATE_CHANGED, params)
-        cursor.execute(_ADD, params)
+            cursor.execute(plan.fill(_UPDATE_CHANGED), params)
+        cursor.execute(plan.fill(_INSERT_SUBJECTS), params)
+        cursor.execute(plan.fill(_INSERT_LISTINGS), params)
+        cursor.execute(plan.fill(_INSERT_ADD_CHANGES), params)
         added = cursor.rowcount
         if removed:
             cursor.execute(_REMOVE, params)
         if counts.get("unchanged"):
             cursor.execute(_SEEN_IN_SNAPSHOT if params["snapshot"] else _SEEN_IN_FILE, params)
-        cursor.execute(_DROP)
+    # New subjects' names are indexed by index_new_names, once the batch's changes are written.
+    _index_names(renamed, replace=True)
     return added
 
 
