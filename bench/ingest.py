@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import resource
 import sys
 import threading
@@ -45,11 +46,14 @@ START, END = "<!-- ingest:start -->", "<!-- ingest:end -->"
 TABLES = "lists_change, lists_restriction, lists_listing, lists_subjectname, lists_subject, lists_batchrow, lists_batch"
 
 
-def make_file(path: Path, rows: int) -> None:
-    """Write a snapshot CSV of `rows` distinct legal persons with valid codes."""
+def make_file(path: Path, rows: int, *, shuffle: bool = False) -> None:
+    """Write a snapshot CSV of `rows` distinct legal persons with valid codes (`shuffle`: in random order)."""
+    order = list(range(rows))
+    if shuffle:  # as an agency's export, sorted by date or region rather than by identifier
+        random.Random(1).shuffle(order)
     with path.open("w", encoding="utf-8") as out:
         out.write("名称,统一社会信用代码,文书号,列入原因,决定日期,行政区划代码\n")
-        for i in range(rows):
+        for i in order:
             out.write(
                 f"北京测试{i}科技有限公司,{identifier(i)},税稽罚〔2024〕{i}号,"
                 f"虚开增值税专用发票,2024-{i % 12 + 1:02d}-{i % 28 + 1:02d},110105\n"
@@ -163,7 +167,7 @@ def upload(credit_list: CreditList, payload: bytes) -> Batch:
 
 
 def run(
-    rows: int, list_code: str, workdir: Path, *, restrictions: bool = True
+    rows: int, list_code: str, workdir: Path, *, restrictions: bool = True, shuffle: bool = False
 ) -> tuple[dict[str, Result], dict[str, float]]:
     # No worker in a benchmark: the service is called directly, as the task would.
     tasks.process_batch.delay_on_commit = lambda *args, **kwargs: None  # type: ignore[method-assign]
@@ -173,8 +177,8 @@ def run(
     reference = cpu_reference()
     print(f"CPU reference (sum over generate_series(1, 10^7) in PostgreSQL): {reference:.2f} s", flush=True)
     credit_list = CreditList.objects.get(code=list_code)
-    path = workdir / f"ingest-{rows}.csv"
-    make_file(path, rows)
+    path = workdir / f"ingest-{rows}{'-shuffled' if shuffle else ''}.csv"
+    make_file(path, rows, shuffle=shuffle)
     payload = path.read_bytes()
     results: dict[str, Result] = {}
     first = upload(credit_list, payload)
@@ -223,6 +227,7 @@ def run(
         rows=rows,
         bytes=len(payload),
         listings=Listing.objects.filter(credit_list=credit_list).count(),
+        shuffled=shuffle,
         cpu_reference_ms=round(reference * 1000),
     )
     # The latest first, as the service requires; the second one changed nothing.
@@ -256,7 +261,8 @@ def write_results(results: dict[str, Result], facts: dict[str, float], list_code
         "## Ingest: one snapshot file through the batch pipeline",
         "",
         f"`bench/ingest.py --rows {facts['rows']}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, list `{list_code}`, "
-        f"a {facts['bytes'] / 1048576:.0f} MB UTF-8 CSV of {facts['rows']:,} legal persons, rows built by "
+        f"a {facts['bytes'] / 1048576:.0f} MB UTF-8 CSV of {facts['rows']:,} legal persons"
+        f"{' in random order' if facts['shuffled'] else ''}, rows built by "
         f"{workers or 'no'} worker processes; PostgreSQL on the same 2-core machine. The load average "
         "(1 min) is taken when each step ends. CPU reference of this machine: "
         f"`SELECT sum(i) FROM generate_series(1, 10000000) i` takes {facts['cpu_reference_ms'] / 1000:.2f} s "
@@ -298,10 +304,15 @@ def main() -> None:
     parser.add_argument(
         "--skip-restrictions", action="store_true", help="Do not run the after-commit restrictions task"
     )
+    parser.add_argument(
+        "--shuffle", action="store_true", help="Rows in random order rather than by identifier"
+    )
     parser.add_argument("--no-write", action="store_true", help="Print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     SAMPLER.start()
-    results, facts = run(args.rows, args.list, args.workdir, restrictions=not args.skip_restrictions)
+    results, facts = run(
+        args.rows, args.list, args.workdir, restrictions=not args.skip_restrictions, shuffle=args.shuffle
+    )
     if not args.no_write:
         write_results(results, facts, args.list)
 
