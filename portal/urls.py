@@ -6,6 +6,7 @@ from . import demo_feed, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/work", views.healthz_work, name="healthz-work"),
     path("i18n/", include("django.conf.urls.i18n")),
     # One sign-in for staff and admin: the throttled one with TOTP (issue 8, portal/staff/auth.py).
     path("admin/login/", RedirectView.as_view(pattern_name="staff:login", query_string=True)),

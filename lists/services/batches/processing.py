@@ -138,7 +138,7 @@ def _audit(
     )
 
 
-def stranded_batches() -> list[int]:
+def stranded_batches(limit: int | None = 100) -> list[int]:
     """Return batches received long ago whose validation never started: their task was lost.
 
     Upload refuses a file while the queue is down, but Redis can still go between that check
@@ -146,7 +146,7 @@ def stranded_batches() -> list[int]:
     """
     cutoff = timezone.now() - STRANDED_AFTER
     stranded = Batch.objects.filter(status=Batch.Status.RECEIVED, progress=0, created_at__lt=cutoff)
-    return list(stranded.order_by("pk").values_list("pk", flat=True)[:100])
+    return list(stranded.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 def process_batch(*, batch_id: int) -> Batch:

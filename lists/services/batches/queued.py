@@ -122,7 +122,7 @@ def rollback_queued(*, batch_id: int, ip_address: str | None = None) -> Batch:
     return _run(batch_id, Batch.Status.ROLLING_BACK, roll_back, ip_address)
 
 
-def stranded_actions() -> list[tuple[str, int]]:
+def stranded_actions(limit: int | None = 100) -> list[tuple[str, int]]:
     """Return (status, id) of batches queued long ago and still publishing or rolling back.
 
     Their task was lost (Redis went, or a worker was killed): queueing it again is safe, since
@@ -132,7 +132,7 @@ def stranded_actions() -> list[tuple[str, int]]:
         status__in=(Batch.Status.PUBLISHING, Batch.Status.ROLLING_BACK),
         queued_at__lt=timezone.now() - STRANDED_AFTER,
     )
-    return list(queued.order_by("pk").values_list("status", "pk")[:100])
+    return list(queued.order_by("pk").values_list("status", "pk")[:limit])
 
 
 def late_since(batch: Batch) -> dt.datetime | None:
