@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 
 from lists import tasks
 from lists.models import Batch, CreditList, Listing, Subject
 from lists.services import batches
-from lists.services.batches import planning
+from lists.services.batches import planning, publishing, queued
 from tests.lists.test_batches import company, csv_bytes, load, publish
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +146,25 @@ def test_small_batches_and_leftover_plans(tax_list, uploader, monkeypatch):
 
     assert planning.prepare_publication(small.pk) is False
     assert plan_tables() == [], "preparing first drops the plans of batches that cannot use theirs"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_a_plan_is_prepared_the_click_does_not_wait_but_the_publication_does(
+    tax_list, uploader, approver, monkeypatch
+):
+    monkeypatch.setattr(queued, "IN_REQUEST_ROWS", 0)  # a big batch: the click only queues it
+    batch = load(tax_list, csv_bytes(company(1), company(2)), user=uploader)
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"], host=settings["HOST"], port=settings["PORT"], user=settings["USER"]
+    ) as preparing:  # holds the batch as prepare_publication does while it writes the plan
+        preparing.execute(planning.HOLD_BATCH, [batch.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '1s'")
+        assert (
+            batches.request_publication(batch_id=batch.pk, approver=approver).status
+            == Batch.Status.PUBLISHING
+        )
+        with pytest.raises(OperationalError, match="lock timeout"):
+            publishing.publish_batch(batch_id=batch.pk, approver=approver, queued=True)
+    assert publishing.publish_batch(batch_id=batch.pk, approver=approver, queued=True).status == "published"

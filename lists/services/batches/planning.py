@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 # Below this many new and changed rows, planning inside the publication takes a second or two.
 PREPARE_ROWS = 50_000
 PREPARED_PREFIX = "lists_plan_"
+HOLD_BATCH = "SELECT 1 FROM lists_batch WHERE id = %s FOR KEY SHARE"
 # Statuses whose prepared plan may still be used: the others' are dropped (drop_plans).
 _PLANNED = (Batch.Status.READY, Batch.Status.PUBLISHING)
 LISTING_ID_SEQUENCE, SUBJECT_ID_SEQUENCE = "lists_listing_id_seq", "lists_subject_id_seq"
@@ -213,14 +214,15 @@ def prepared_plan(batch: Batch) -> Plan | None:
 def prepare_publication(batch_id: int) -> bool:
     """Plan a big ready batch's publication while it awaits approval; return whether a plan was made.
 
-    Takes about a third of the publication's time. Holding the batch row meanwhile makes an
-    approval, a new mapping or a rejection wait until the plan is whole (seconds), so a plan
-    always describes the rows it was made from.
+    Takes about a third of the publication's time. Meanwhile the batch row is held so that the
+    publication, a new mapping or a rejection (FOR UPDATE) waits until the plan is whole, and a
+    plan always describes the rows it was made from. The approver's click only marks the batch
+    (FOR NO KEY UPDATE, queued.py) and does not wait.
     """
     drop_plans()
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM lists_batch WHERE id = %s FOR SHARE", [batch_id])
+            cursor.execute(HOLD_BATCH, [batch_id])
         batch = Batch.objects.select_related("credit_list").get(pk=batch_id)
         if batch.status != Batch.Status.READY or not worth_preparing(batch.counts):
             return False

@@ -151,7 +151,8 @@ def _touched(batch: Batch) -> int:
 
 
 def _locked(batch_id: int) -> Batch:
-    return Batch.objects.select_for_update().select_related("credit_list__agency").get(pk=batch_id)
+    # No key update: the click does not wait for a publication's plan being prepared (planning.py).
+    return Batch.objects.select_for_update(no_key=True).select_related("credit_list__agency").get(pk=batch_id)
 
 
 def _queue(batch: Batch, note: str, *fields: str) -> None:
