@@ -9,6 +9,7 @@ from agencies.models import Membership
 from lists.models import Batch, CreditList, Listing
 from lists.services import batches
 from tests.factories import MembershipFactory, valid_uscc
+from tests.lists.test_batches import load
 
 NAME = "浏览器测试商贸有限公司"
 
@@ -93,14 +94,7 @@ def test_a_big_batch_publishes_in_the_background_and_its_page_follows(browser_pa
     payload = (
         f"名称,统一社会信用代码,文书号,列入原因,决定日期\n{NAME},{valid_uscc(4243)},税1号,x,2025-03-01\n"
     )
-    batch = batches.receive_batch(
-        credit_list=tax_list,
-        payload=payload.encode(),
-        filename="big.csv",
-        mode="incremental",
-        origin="command",
-    )
-    batches.process_batch(batch_id=batch.pk)
+    batch = load(tax_list, payload.encode())
 
     sign_in(page, live_server, approver)
     page.goto(live_server.url + reverse("staff:batch-detail", args=[batch.pk]))

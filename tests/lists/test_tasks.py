@@ -14,6 +14,7 @@ from lists.models import Change, Listing, Restriction
 from lists.services.measures import apply_measures
 from portal.celery import app
 from tests.factories import ListingFactory
+from tests.lists.test_batches import load
 
 
 @pytest.fixture
@@ -92,14 +93,7 @@ def test_a_big_batch_is_published_by_a_worker_and_a_lost_rollback_is_queued_agai
     credit_list = CreditList.objects.get(code="TAX_MAJOR_VIOLATION")
     approver = MembershipFactory(agency=credit_list.agency, role=Membership.Role.APPROVER).user
     payload = f"名称,统一社会信用代码,文书号,列入原因,决定日期\n测试1贸易有限公司,{valid_uscc(1)},税1号,x,2025-03-01\n"
-    batch = batches.receive_batch(
-        credit_list=credit_list,
-        payload=payload.encode(),
-        filename="big.csv",
-        mode="incremental",
-        origin="command",
-    )
-    batches.process_batch(batch_id=batch.pk)
+    batch = load(credit_list, payload.encode())
     app.control.purge()  # process_batch's own message: already done above
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         batches.request_publication(batch_id=batch.pk, approver=approver)
